@@ -1,0 +1,340 @@
+//! The control socket, served without blocking from the daemon's one loop.
+//!
+//! The listener and every connection live in an epoll set of their own; only
+//! that epoll fd is registered with the PipeWire loop, so connections come
+//! and go without touching the loop. Every buffer is bounded:
+//!
+//! * a request line longer than [`MAX_LINE`] bytes gets `ERROR line too long`
+//!   and the connection is closed;
+//! * while a client has more than [`READ_PAUSE`] bytes of unread responses we
+//!   stop reading its requests, and past [`OUT_LIMIT`] (a subscriber that
+//!   does not read) it is disconnected;
+//! * at most [`MAX_CLIENTS`] connections; more are told so and closed.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use pvm_ipc::protocol::{parse_request, Request, Response, MAX_LINE};
+use rustix::event::epoll;
+
+use super::socket_path;
+
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 1024;
+/// Unsent output above which we stop reading a client's requests.
+pub const READ_PAUSE: usize = 64 * 1024;
+/// Unsent output above which a client is disconnected.
+pub const OUT_LIMIT: usize = 1024 * 1024;
+
+const LISTENER: u64 = u64::MAX;
+
+struct Conn {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    /// Bytes of `out` already sent.
+    sent: usize,
+    subscribed: bool,
+    /// Close once `out` is flushed.
+    closing: bool,
+    /// Interest currently registered with epoll.
+    interest: epoll::EventFlags,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    fn push_line(&mut self, line: &str) {
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        }
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.push(b'\n');
+    }
+
+    fn wanted_interest(&self) -> epoll::EventFlags {
+        let mut f = epoll::EventFlags::empty();
+        if !self.closing && self.pending() <= READ_PAUSE {
+            f |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+        }
+        if self.pending() > 0 {
+            f |= epoll::EventFlags::OUT;
+        }
+        f
+    }
+}
+
+/// The control socket server.
+pub struct ControlServer {
+    epoll: OwnedFd,
+    listener: UnixListener,
+    path: PathBuf,
+    uid: u32,
+    clients: HashMap<u64, Conn>,
+    next_token: u64,
+    events: Vec<MaybeUninit<epoll::Event>>,
+    readbuf: Box<[u8; 4096]>,
+    /// Clients with complete request lines left over after a pause.
+    resume: Vec<u64>,
+}
+
+impl ControlServer {
+    /// Binds the socket at `path` (see [`socket_path::bind`] for the safety
+    /// checks) and prepares the epoll set.
+    pub fn bind(path: &Path) -> Result<ControlServer, socket_path::SocketError> {
+        let listener = socket_path::bind(path)?;
+        let io = |e: std::io::Error| socket_path::SocketError::Io { path: path.to_owned(), source: e };
+        listener.set_nonblocking(true).map_err(io)?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| io(e.into()))?;
+        epoll::add(&epoll, &listener, epoll::EventData::new_u64(LISTENER), epoll::EventFlags::IN)
+            .map_err(|e| io(e.into()))?;
+        Ok(ControlServer {
+            epoll,
+            listener,
+            path: path.to_owned(),
+            uid: rustix::process::geteuid().as_raw(),
+            clients: HashMap::new(),
+            next_token: 0,
+            events: vec![MaybeUninit::uninit(); 64],
+            readbuf: Box::new([0; 4096]),
+            resume: Vec::new(),
+        })
+    }
+
+    /// The fd to watch for readability on the main loop.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+
+    /// The raw epoll fd.
+    pub fn raw_fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
+    }
+
+    /// Connections currently open.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Whether any connection is subscribed to changes.
+    pub fn has_subscribers(&self) -> bool {
+        self.clients.values().any(|c| c.subscribed)
+    }
+
+    /// Serves whatever is ready, answering requests with `handler`.
+    pub fn dispatch(&mut self, handler: &mut dyn FnMut(Request) -> Response) {
+        // Bounded rounds so one busy client cannot hold the loop.
+        for _ in 0..4 {
+            let mut events = std::mem::take(&mut self.events);
+            let ready: Vec<(u64, epoll::EventFlags)> =
+                match epoll::wait(&self.epoll, &mut events[..], Some(&rustix::event::Timespec::default())) {
+                    Ok((ready, _)) => ready.iter().map(|e| (e.data.u64(), e.flags)).collect(),
+                    Err(e) => {
+                        tracing::warn!("control socket epoll: {e}");
+                        Vec::new()
+                    }
+                };
+            self.events = events;
+            if ready.is_empty() && self.resume.is_empty() {
+                return;
+            }
+            for (token, flags) in ready {
+                if token == LISTENER {
+                    self.accept_all();
+                } else {
+                    self.serve(token, flags, handler);
+                }
+            }
+            for token in std::mem::take(&mut self.resume) {
+                self.process_lines(token, handler);
+            }
+        }
+    }
+
+    /// Sends `line` to every subscriber; drops subscribers that fell too far behind.
+    pub fn broadcast(&mut self, line: &str) {
+        let tokens: Vec<u64> = self.clients.iter().filter(|(_, c)| c.subscribed).map(|(&t, _)| t).collect();
+        for t in tokens {
+            if let Some(c) = self.clients.get_mut(&t) {
+                c.push_line(line);
+            }
+            self.flush(t);
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // EMFILE and friends: try again on the next wake-up.
+                    tracing::warn!("accepting a control connection: {e}");
+                    return;
+                }
+            };
+            let refuse = |mut s: UnixStream, why: &str| {
+                let _ = s.set_nonblocking(true);
+                let _ = s.write_all(format!("ERROR {why}\n").as_bytes());
+            };
+            match rustix::net::sockopt::socket_peercred(&stream) {
+                Ok(cred) if cred.uid.as_raw() == self.uid => {}
+                Ok(cred) => {
+                    tracing::warn!(uid = cred.uid.as_raw(), "refused a control connection from another user");
+                    refuse(stream, "permission denied: the daemon serves only its own user");
+                    continue;
+                }
+                Err(e) => {
+                    refuse(stream, &format!("permission denied: cannot check the peer ({e})"));
+                    continue;
+                }
+            }
+            if self.clients.len() >= MAX_CLIENTS {
+                refuse(stream, "too many connections");
+                continue;
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let token = self.next_token;
+            self.next_token += 1;
+            let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+            if epoll::add(&self.epoll, &stream, epoll::EventData::new_u64(token), interest).is_err() {
+                continue;
+            }
+            self.clients.insert(
+                token,
+                Conn {
+                    stream,
+                    inbuf: Vec::new(),
+                    out: Vec::new(),
+                    sent: 0,
+                    subscribed: false,
+                    closing: false,
+                    interest,
+                },
+            );
+        }
+    }
+
+    fn serve(&mut self, token: u64, flags: epoll::EventFlags, handler: &mut dyn FnMut(Request) -> Response) {
+        if flags.contains(epoll::EventFlags::OUT) {
+            self.flush(token);
+        }
+        if flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::HUP | epoll::EventFlags::RDHUP) {
+            self.read(token, handler);
+        }
+    }
+
+    fn read(&mut self, token: u64, handler: &mut dyn FnMut(Request) -> Response) {
+        let Some(conn) = self.clients.get_mut(&token) else { return };
+        if conn.closing {
+            return;
+        }
+        // One read per wake-up: fair to other clients, and the buffer never
+        // holds more than one line plus one read.
+        match conn.stream.read(&mut self.readbuf[..]) {
+            // The peer is gone (or half-closed): answer what was complete, then close.
+            Ok(0) => conn.closing = true,
+            Ok(n) => conn.inbuf.extend_from_slice(&self.readbuf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => conn.closing = true,
+        }
+        self.process_lines(token, handler);
+    }
+
+    fn process_lines(&mut self, token: u64, handler: &mut dyn FnMut(Request) -> Response) {
+        let Some(conn) = self.clients.get_mut(&token) else { return };
+        let mut start = 0;
+        let mut paused = false;
+        while let Some(pos) = conn.inbuf[start..].iter().position(|&b| b == b'\n') {
+            if conn.pending() > READ_PAUSE {
+                paused = true;
+                break;
+            }
+            let response = match parse_request(&conn.inbuf[start..start + pos]) {
+                Ok(Request::Subscribe) => {
+                    conn.subscribed = true;
+                    let ok = handler(Request::Subscribe);
+                    conn.push_line(&ok.to_line());
+                    match handler(Request::Status) {
+                        Response::Ok(Some(json)) => json,
+                        other => other.to_line(),
+                    }
+                }
+                Ok(request) => handler(request).to_line(),
+                Err(e) => Response::Error(e.to_string()).to_line(),
+            };
+            start += pos + 1;
+            conn.push_line(&response);
+        }
+        conn.inbuf.drain(..start);
+        if !paused && conn.inbuf.len() > MAX_LINE {
+            conn.push_line("ERROR line too long");
+            conn.inbuf = Vec::new();
+            conn.closing = true;
+        }
+        if conn.inbuf.capacity() > 2 * MAX_LINE && conn.inbuf.len() <= MAX_LINE {
+            conn.inbuf.shrink_to(MAX_LINE);
+        }
+        self.flush(token);
+    }
+
+    fn flush(&mut self, token: u64) {
+        let Some(conn) = self.clients.get_mut(&token) else { return };
+        while conn.pending() > 0 {
+            match conn.stream.write(&conn.out[conn.sent..]) {
+                Ok(0) => break,
+                Ok(n) => conn.sent += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.close(token);
+                    return;
+                }
+            }
+        }
+        if conn.pending() <= READ_PAUSE && conn.inbuf.contains(&b'\n') && !self.resume.contains(&token) {
+            self.resume.push(token);
+        }
+        if conn.pending() == 0 {
+            conn.out.clear();
+            conn.sent = 0;
+            if conn.out.capacity() > READ_PAUSE {
+                conn.out.shrink_to(4096);
+            }
+            if conn.closing {
+                self.close(token);
+                return;
+            }
+        }
+        if conn.pending() > OUT_LIMIT {
+            tracing::info!("dropping a control client that does not read its responses");
+            self.close(token);
+            return;
+        }
+        let wanted = conn.wanted_interest();
+        if wanted != conn.interest {
+            conn.interest = wanted;
+            let _ = epoll::modify(&self.epoll, &conn.stream, epoll::EventData::new_u64(token), wanted);
+        }
+    }
+
+    fn close(&mut self, token: u64) {
+        if let Some(conn) = self.clients.remove(&token) {
+            let _ = epoll::delete(&self.epoll, &conn.stream);
+        }
+    }
+
+    /// Removes the socket file (on shutdown).
+    pub fn remove_socket(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

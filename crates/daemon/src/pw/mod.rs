@@ -1,0 +1,4 @@
+//! The PipeWire edge: the connection and the params we read and write.
+
+pub mod params;
+pub mod session;

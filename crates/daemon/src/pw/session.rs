@@ -1,0 +1,345 @@
+//! One connection to PipeWire: the registry listener, the proxies we bind
+//! (sinks, application streams, audio devices, the `default` metadata), and
+//! the few calls we make (metadata writes, `Props` and `Route` params).
+//!
+//! Everything PipeWire tells us is translated into plain values and handed to
+//! a [`SessionEvents`] implementation; nothing here decides anything.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::rc::{Rc, Weak};
+
+use anyhow::{Context as _, Result};
+use pipewire as pw;
+use pw::device::{Device, DeviceListener};
+use pw::metadata::{Metadata, MetadataListener};
+use pw::node::{Node, NodeChangeMask, NodeListener, NodeState};
+use pw::registry::GlobalObject;
+use pw::spa::param::ParamType;
+use pw::spa::pod::Pod;
+use pw::spa::utils::dict::DictRef;
+use pw::types::ObjectType;
+
+use super::params;
+use crate::model::{GraphEvent, NodeProps};
+
+/// Receives what PipeWire reports. Implemented by the runtime.
+pub trait SessionEvents {
+    /// A graph change.
+    fn graph(&self, event: GraphEvent);
+    /// A property of the `default` metadata changed (`key` `None`: all cleared).
+    fn metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>);
+    /// A `sync` round trip completed.
+    fn synced(&self, seq: i32);
+    /// The connection failed or was closed.
+    fn disconnected(&self, why: &str);
+}
+
+struct BoundNode {
+    proxy: Node,
+    _listener: NodeListener,
+}
+
+struct BoundDevice {
+    proxy: Device,
+    _listener: DeviceListener,
+}
+
+struct BoundMetadata {
+    id: u32,
+    proxy: Metadata,
+    _listener: MetadataListener,
+}
+
+#[derive(Default)]
+struct Objects {
+    nodes: HashMap<u32, BoundNode>,
+    devices: HashMap<u32, BoundDevice>,
+    metadata: Option<BoundMetadata>,
+    /// Proxies removed inside a PipeWire callback, freed later from the loop.
+    graveyard: Vec<Box<dyn Any>>,
+}
+
+/// A live connection.
+pub struct Session {
+    objects: Rc<RefCell<Objects>>,
+    _registry_listener: pw::registry::Listener,
+    _core_listener: pw::core::Listener,
+    registry: pw::registry::RegistryRc,
+    core: pw::core::CoreRc,
+    _context: pw::context::ContextRc,
+}
+
+impl Session {
+    /// Connects to the PipeWire daemon (`PIPEWIRE_REMOTE` / the runtime dir
+    /// decide which) and starts listening to the registry.
+    pub fn connect(main_loop: &pw::main_loop::MainLoopRc, events: Weak<dyn SessionEvents>) -> Result<Session> {
+        let context = pw::context::ContextRc::new(main_loop, None).context("creating a PipeWire context")?;
+        let core = context.connect_rc(None).context("connecting to PipeWire")?;
+        let registry = core.get_registry_rc().context("getting the PipeWire registry")?;
+        let objects = Rc::new(RefCell::new(Objects::default()));
+
+        let core_listener = {
+            let on_done = events.clone();
+            let on_error = events.clone();
+            core.add_listener_local()
+                .done(move |id, seq| {
+                    if id == pw::core::PW_ID_CORE {
+                        if let Some(ev) = on_done.upgrade() {
+                            ev.synced(seq.seq());
+                        }
+                    }
+                })
+                .error(move |id, _seq, res, message| {
+                    if id == pw::core::PW_ID_CORE && res == -libc::EPIPE {
+                        if let Some(ev) = on_error.upgrade() {
+                            ev.disconnected(message);
+                        }
+                    } else {
+                        tracing::warn!(id, res, message, "PipeWire reported an error");
+                    }
+                })
+                .register()
+        };
+
+        let registry_listener = {
+            let on_global = events.clone();
+            let on_remove = events;
+            let reg = registry.downgrade();
+            let objs = Rc::downgrade(&objects);
+            let objs_remove = Rc::downgrade(&objects);
+            registry
+                .add_listener_local()
+                .global(move |global| {
+                    let (Some(ev), Some(reg), Some(objs)) = (on_global.upgrade(), reg.upgrade(), objs.upgrade()) else {
+                        return;
+                    };
+                    on_global_object(global, &reg, &objs, &ev, &on_global);
+                })
+                .global_remove(move |id| {
+                    if let Some(objs) = objs_remove.upgrade() {
+                        let mut o = objs.borrow_mut();
+                        if let Some(node) = o.nodes.remove(&id) {
+                            o.graveyard.push(Box::new(node));
+                        }
+                        if let Some(dev) = o.devices.remove(&id) {
+                            o.graveyard.push(Box::new(dev));
+                        }
+                        if o.metadata.as_ref().is_some_and(|m| m.id == id) {
+                            let m = o.metadata.take();
+                            o.graveyard.push(Box::new(m));
+                        }
+                    }
+                    if let Some(ev) = on_remove.upgrade() {
+                        ev.graph(GraphEvent::Removed { id });
+                    }
+                })
+                .register()
+        };
+
+        Ok(Session {
+            objects,
+            _registry_listener: registry_listener,
+            _core_listener: core_listener,
+            registry,
+            core,
+            _context: context,
+        })
+    }
+
+    /// Asks for a `done` event once everything sent so far is processed.
+    pub fn sync(&self) -> Result<i32> {
+        Ok(self.core.sync(0).context("PipeWire sync")?.seq())
+    }
+
+    /// Frees proxies removed during callbacks. Call from outside PipeWire callbacks.
+    pub fn bury(&self) {
+        let dead = std::mem::take(&mut self.objects.borrow_mut().graveyard);
+        drop(dead);
+    }
+
+    /// Whether the `default` metadata is bound.
+    pub fn has_metadata(&self) -> bool {
+        self.objects.borrow().metadata.is_some()
+    }
+
+    /// Sets (or with `value` `None`, clears) a key of the `default` metadata.
+    pub fn set_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<()> {
+        let objs = self.objects.borrow();
+        let meta = objs.metadata.as_ref().context("the default metadata is not available")?;
+        let key = CString::new(key).context("metadata key contains a NUL byte")?;
+        let type_ = type_.map(CString::new).transpose().context("metadata type contains a NUL byte")?;
+        let value = value.map(CString::new).transpose().context("metadata value contains a NUL byte")?;
+        meta.proxy.set_property_cstr(subject, &key, type_.as_deref(), value.as_deref());
+        Ok(())
+    }
+
+    /// Sets a node's `Props` param.
+    pub fn set_node_props(&self, node: u32, pod: &[u8]) -> Result<()> {
+        let objs = self.objects.borrow();
+        let bound = objs.nodes.get(&node).with_context(|| format!("node {node} is not bound"))?;
+        bound.proxy.set_param(ParamType::Props, 0, Pod::from_bytes(pod).context("invalid pod")?);
+        Ok(())
+    }
+
+    /// Sets a device's `Route` param.
+    pub fn set_device_route(&self, device: u32, pod: &[u8]) -> Result<()> {
+        let objs = self.objects.borrow();
+        let dev = objs.devices.get(&device).with_context(|| format!("device {device} is not bound"))?;
+        dev.proxy.set_param(ParamType::Route, 0, Pod::from_bytes(pod).context("invalid pod")?);
+        Ok(())
+    }
+
+    /// The registry (kept alive with the session).
+    pub fn registry(&self) -> &pw::registry::RegistryRc {
+        &self.registry
+    }
+}
+
+fn node_props(dict: &DictRef) -> NodeProps {
+    NodeProps::from_pairs(dict.iter())
+}
+
+fn on_global_object(
+    global: &GlobalObject<&DictRef>,
+    registry: &pw::registry::RegistryRc,
+    objects: &Rc<RefCell<Objects>>,
+    events: &Rc<dyn SessionEvents>,
+    weak_events: &Weak<dyn SessionEvents>,
+) {
+    let Some(dict) = global.props else { return };
+    match global.type_ {
+        ObjectType::Node => {
+            let props = node_props(dict);
+            if !(props.is_sink() || props.is_output_stream()) {
+                return;
+            }
+            let id = global.id;
+            // Tell the logic first: a routing pin written now reaches the
+            // session manager before it picks a target for the stream.
+            events.graph(GraphEvent::NodeAdded { id, props });
+            match bind_node(global, registry, weak_events) {
+                Ok(bound) => {
+                    objects.borrow_mut().nodes.insert(id, bound);
+                }
+                Err(e) => tracing::warn!(id, "cannot bind node: {e:#}"),
+            }
+        }
+        ObjectType::Link => {
+            let num = |k| dict.get(k).and_then(|v| v.parse::<u32>().ok());
+            if let (Some(output_node), Some(input_node)) = (num("link.output.node"), num("link.input.node")) {
+                events.graph(GraphEvent::LinkAdded { id: global.id, output_node, input_node });
+            }
+        }
+        ObjectType::Device => {
+            if dict.get("media.class") != Some("Audio/Device") {
+                return;
+            }
+            match bind_device(global, registry, weak_events) {
+                Ok(bound) => {
+                    objects.borrow_mut().devices.insert(global.id, bound);
+                }
+                Err(e) => tracing::warn!(id = global.id, "cannot bind device: {e:#}"),
+            }
+        }
+        ObjectType::Metadata => {
+            if dict.get("metadata.name") != Some("default") {
+                return;
+            }
+            match bind_metadata(global, registry, weak_events) {
+                Ok(bound) => objects.borrow_mut().metadata = Some(bound),
+                Err(e) => tracing::warn!(id = global.id, "cannot bind the default metadata: {e:#}"),
+            }
+        }
+        _ => {}
+    }
+}
+
+fn bind_node(
+    global: &GlobalObject<&DictRef>,
+    registry: &pw::registry::RegistryRc,
+    events: &Weak<dyn SessionEvents>,
+) -> Result<BoundNode> {
+    let id = global.id;
+    let proxy: Node = registry.bind(global)?;
+    let on_info = events.clone();
+    let on_param = events.clone();
+    let listener = proxy
+        .add_listener_local()
+        .info(move |info| {
+            let Some(ev) = on_info.upgrade() else { return };
+            let mask = info.change_mask();
+            let props = if mask.contains(NodeChangeMask::PROPS) { info.props().map(node_props) } else { None };
+            let running = mask.contains(NodeChangeMask::STATE).then(|| matches!(info.state(), NodeState::Running));
+            if props.is_some() || running.is_some() {
+                ev.graph(GraphEvent::NodeInfo { id, props, running });
+            }
+        })
+        .param(move |_seq, kind, _index, _next, pod| {
+            if kind != ParamType::Props {
+                return;
+            }
+            let (Some(ev), Some(v)) = (on_param.upgrade(), pod.and_then(params::parse_props)) else {
+                return;
+            };
+            if v.channels.is_some() || v.muted.is_some() {
+                ev.graph(GraphEvent::NodeVolume { id, channels: v.channels, muted: v.muted });
+            }
+        })
+        .register();
+    proxy.subscribe_params(&[ParamType::Props]);
+    Ok(BoundNode { proxy, _listener: listener })
+}
+
+fn bind_device(
+    global: &GlobalObject<&DictRef>,
+    registry: &pw::registry::RegistryRc,
+    events: &Weak<dyn SessionEvents>,
+) -> Result<BoundDevice> {
+    let device = global.id;
+    let proxy: Device = registry.bind(global)?;
+    let on_param = events.clone();
+    let listener = proxy
+        .add_listener_local()
+        .param(move |_seq, kind, _index, _next, pod| {
+            if kind != ParamType::Route {
+                return;
+            }
+            let (Some(ev), Some(r)) = (on_param.upgrade(), pod.and_then(params::parse_route)) else {
+                return;
+            };
+            if r.output {
+                ev.graph(GraphEvent::DeviceRoute {
+                    device,
+                    index: r.index,
+                    route_device: r.device,
+                    channels: r.volume.channels,
+                    muted: r.volume.muted,
+                });
+            }
+        })
+        .register();
+    proxy.subscribe_params(&[ParamType::Route]);
+    Ok(BoundDevice { proxy, _listener: listener })
+}
+
+fn bind_metadata(
+    global: &GlobalObject<&DictRef>,
+    registry: &pw::registry::RegistryRc,
+    events: &Weak<dyn SessionEvents>,
+) -> Result<BoundMetadata> {
+    let proxy: Metadata = registry.bind(global)?;
+    let on_prop = events.clone();
+    let listener = proxy
+        .add_listener_local()
+        .property(move |subject, key, _type, value| {
+            if let Some(ev) = on_prop.upgrade() {
+                ev.metadata(subject, key, value);
+            }
+            0
+        })
+        .register();
+    Ok(BoundMetadata { id: global.id, proxy, _listener: listener })
+}

@@ -1,0 +1,158 @@
+use super::*;
+use crate::model::GraphEvent;
+use crate::rules::{Matcher, Rule};
+
+fn rules(list: &[(MatchKey, &str, &str)]) -> RuleSet {
+    RuleSet::new(list.iter().map(|(k, pat, sink)| Rule::new(vec![Matcher::new(*k, *pat).unwrap()], *sink).unwrap()).collect())
+}
+
+fn store() -> (tempfile::TempDir, RouteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RouteStore::load(&dir.path().join("routes.toml")).unwrap();
+    (dir, store)
+}
+
+fn sink(m: &mut Mixer, id: u32, name: &str, serial: u64) {
+    let serial = serial.to_string();
+    let props =
+        NodeProps::from_pairs([("media.class", "Audio/Sink"), ("node.name", name), ("object.serial", serial.as_str())]);
+    m.apply(GraphEvent::NodeAdded { id, props });
+}
+
+fn stream(m: &mut Mixer, id: u32, pairs: &[(&str, &str)]) {
+    let mut props = NodeProps::from_pairs(pairs.iter().copied());
+    props.media_class = Some("Stream/Output/Audio".into());
+    m.apply(GraphEvent::NodeAdded { id, props });
+}
+
+fn info(m: &mut Mixer, id: u32, pairs: &[(&str, &str)]) {
+    m.apply(GraphEvent::NodeInfo { id, props: Some(NodeProps::from_pairs(pairs.iter().copied())), running: Some(true) });
+}
+
+#[test]
+fn rule_on_application_name_pins_at_global() {
+    let mut m = Mixer::new();
+    sink(&mut m, 30, "speakers", 100);
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game Of Life")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let policy = Policy { rules: &rules, routes: &routes };
+    let mut r = Router::new();
+    assert_eq!(r.decide(&m, &policy, 40), Some(RouteAction::Pin { stream: 40, sink_serial: 101, sink_id: 31 }));
+    assert_eq!(r.target(40).unwrap().source, TargetSource::Rule);
+    // The info arriving later does not cause a second write.
+    info(&mut m, 40, &[("application.process.binary", "gol")]);
+    assert_eq!(r.decide(&m, &policy, 40), None);
+}
+
+#[test]
+fn rule_needing_binary_waits_for_info() {
+    let mut m = Mixer::new();
+    sink(&mut m, 32, "chat", 102);
+    stream(&mut m, 40, &[("application.name", "Discord"), ("media.role", "Communication")]);
+    let rules = rules(&[(MatchKey::ProcessBinary, "discord", "chat")]);
+    let (_d, routes) = store();
+    let policy = Policy { rules: &rules, routes: &routes };
+    let mut r = Router::new();
+    assert_eq!(r.decide(&m, &policy, 40), None, "cannot decide before the binary is known");
+    info(&mut m, 40, &[("application.process.binary", "discord")]);
+    assert_eq!(r.decide(&m, &policy, 40), Some(RouteAction::Pin { stream: 40, sink_serial: 102, sink_id: 32 }));
+}
+
+#[test]
+fn unmatched_apps_are_left_to_the_session_manager() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Firefox")]);
+    info(&mut m, 40, &[]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let mut r = Router::new();
+    assert_eq!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40), None);
+    assert!(r.target(40).is_none());
+}
+
+#[test]
+fn persisted_route_beats_rule_and_unroute_clears_pin() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    sink(&mut m, 32, "chat", 102);
+    stream(&mut m, 40, &[("application.name", "Game X")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, mut routes) = store();
+    routes.set("Game X".into(), "chat".into());
+    let mut r = Router::new();
+    let a = r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40);
+    assert_eq!(a, Some(RouteAction::Pin { stream: 40, sink_serial: 102, sink_id: 32 }));
+    assert_eq!(r.target(40).unwrap().source, TargetSource::Route);
+    routes.remove("Game X");
+    // Back to the rule: a new pin, not an unpin.
+    let a = r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40);
+    assert_eq!(a, Some(RouteAction::Pin { stream: 40, sink_serial: 101, sink_id: 31 }));
+    // Without any rule: the pin is taken back.
+    let none = RuleSet::default();
+    assert_eq!(r.decide(&m, &Policy { rules: &none, routes: &routes }, 40), Some(RouteAction::Unpin { stream: 40 }));
+    assert_eq!(r.decide(&m, &Policy { rules: &none, routes: &routes }, 40), None);
+}
+
+#[test]
+fn dont_move_streams_are_not_pinned() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X"), ("node.dont-move", "true")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let mut r = Router::new();
+    assert_eq!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40), None);
+    assert_eq!(r.target(40).unwrap().sink, "game", "the target is still reported");
+}
+
+#[test]
+fn missing_sink_waits_and_reappearing_sink_is_pinned_again() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let policy = Policy { rules: &rules, routes: &routes };
+    let mut r = Router::new();
+    assert!(r.decide(&m, &policy, 40).is_some());
+    m.apply(GraphEvent::Removed { id: 31 });
+    assert_eq!(r.decide(&m, &policy, 40), None, "no sink: nothing to write");
+    sink(&mut m, 35, "game", 140);
+    let mut out = Vec::new();
+    r.decide_all(&m, &policy, &mut out);
+    assert_eq!(out, vec![RouteAction::Pin { stream: 40, sink_serial: 140, sink_id: 35 }]);
+}
+
+#[test]
+fn a_target_already_in_the_metadata_is_not_written_again() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let mut r = Router::new();
+    r.observe_metadata(40, Some("target.object"), Some("101"));
+    assert_eq!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40), None);
+    assert!(r.is_pinned(40));
+}
+
+#[test]
+fn the_session_manager_writing_elsewhere_is_not_fought() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let policy = Policy { rules: &rules, routes: &routes };
+    let mut r = Router::new();
+    assert!(r.decide(&m, &policy, 40).is_some());
+    // Someone else (a user in pavucontrol, the session manager) moves it.
+    r.observe_metadata(40, Some("target.object"), Some("999"));
+    r.observe_metadata(40, Some("target.node"), Some("-1"));
+    for _ in 0..3 {
+        assert_eq!(r.decide(&m, &policy, 40), None, "the same decision is never written twice");
+    }
+}

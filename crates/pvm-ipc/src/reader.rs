@@ -1,0 +1,148 @@
+//! The readers' side of the snapshot: a consistent copy, and a wait for the
+//! next change that sleeps in the kernel.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use memmap2::Mmap;
+
+use crate::futex;
+use crate::layout::{header_flags, Snapshot, LAYOUT_VERSION, MAGIC, SNAPSHOT_SIZE};
+pub use crate::shmfile::ShmError;
+use crate::shmfile::{io_err, open};
+use crate::words::{as_words, GENERATION_WORD};
+
+/// How long `read` keeps retrying while a publish is in progress.
+const SETTLE_LIMIT: Duration = Duration::from_millis(200);
+
+/// A read-only view of the snapshot file.
+pub struct SnapshotReader {
+    path: PathBuf,
+    map: Mmap,
+}
+
+impl SnapshotReader {
+    /// Maps the snapshot at `path` (never through a symlink) and checks its
+    /// magic number and layout version.
+    pub fn open(path: &Path) -> Result<SnapshotReader, ShmError> {
+        let (file, size) = open(path, false, false)?;
+        if size < SNAPSHOT_SIZE as u64 {
+            return Err(ShmError::TooSmall { path: path.to_owned(), size });
+        }
+        // SAFETY: the mapping is read-only and at most SNAPSHOT_SIZE long;
+        // the daemon writes it concurrently, which is why every access goes
+        // through atomics (words.rs).
+        let map = unsafe { memmap2::MmapOptions::new().len(SNAPSHOT_SIZE).map(&file) }.map_err(io_err(path))?;
+        let reader = SnapshotReader { path: path.to_owned(), map };
+        let word0 = reader.words()[0].load(Ordering::Acquire);
+        let (magic, version) = (word0 as u32, (word0 >> 32) as u32);
+        if magic != MAGIC {
+            return Err(ShmError::BadMagic { path: path.to_owned() });
+        }
+        match version {
+            0 => Err(ShmError::NotReady { path: path.to_owned() }),
+            LAYOUT_VERSION => Ok(reader),
+            v => Err(ShmError::UnsupportedVersion { path: path.to_owned(), version: v }),
+        }
+    }
+
+    fn words(&self) -> &[AtomicU64] {
+        // SAFETY: page-aligned mapping of SNAPSHOT_SIZE bytes that lives as
+        // long as self; only atomic loads are made through it.
+        unsafe { as_words(self.map.as_ptr(), SNAPSHOT_SIZE) }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current generation (odd while a publish is in progress).
+    pub fn generation(&self) -> u64 {
+        self.words()[GENERATION_WORD].load(Ordering::Acquire)
+    }
+
+    /// A consistent copy of the snapshot.
+    pub fn read(&self) -> Result<Box<Snapshot>, ShmError> {
+        let mut snap = Snapshot::new_boxed();
+        self.read_into(&mut snap)?;
+        Ok(snap)
+    }
+
+    /// Copies a consistent snapshot into `dst`; returns its generation.
+    /// Never returns a torn copy: it retries while a publish is in progress.
+    pub fn read_into(&self, dst: &mut Snapshot) -> Result<u64, ShmError> {
+        let words = self.words();
+        let out: &mut [u64] = bytemuck::cast_slice_mut(bytemuck::bytes_of_mut(dst));
+        let mut deadline: Option<Instant> = None;
+        let mut spins = 0u32;
+        loop {
+            let before = words[GENERATION_WORD].load(Ordering::Acquire);
+            if before & 1 == 0 {
+                for (o, w) in out.iter_mut().zip(words) {
+                    *o = w.load(Ordering::Relaxed);
+                }
+                fence(Ordering::Acquire);
+                let after = words[GENERATION_WORD].load(Ordering::Relaxed);
+                if before == after {
+                    return self.check(dst).map(|()| before);
+                }
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                let limit = *deadline.get_or_insert_with(|| Instant::now() + SETTLE_LIMIT);
+                if Instant::now() > limit {
+                    return Err(ShmError::Busy { path: self.path.clone() });
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn check(&self, snap: &Snapshot) -> Result<(), ShmError> {
+        match (snap.header.magic, snap.header.version) {
+            (MAGIC, LAYOUT_VERSION) => Ok(()),
+            (MAGIC, 0) => Err(ShmError::NotReady { path: self.path.clone() }),
+            (MAGIC, v) => Err(ShmError::UnsupportedVersion { path: self.path.clone(), version: v }),
+            _ => Err(ShmError::BadMagic { path: self.path.clone() }),
+        }
+    }
+
+    /// Waits until the generation differs from `since` (and no publish is in
+    /// progress): `Ok(true)`. `Ok(false)` when `timeout` passes first. Sleeps
+    /// on a futex on the generation word; no polling.
+    pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<bool, ShmError> {
+        let word = &self.words()[GENERATION_WORD];
+        let addr = word.as_ptr().cast::<u32>().cast_const();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let g = word.load(Ordering::Acquire);
+            if g != since && g & 1 == 0 {
+                return Ok(true);
+            }
+            let remaining = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(r) if !r.is_zero() => Some(r),
+                    _ => return Ok(false),
+                },
+                None => None,
+            };
+            futex::wait(addr, g as u32, remaining);
+        }
+    }
+
+    /// Whether the daemon that owns the snapshot is alive: the RUNNING flag
+    /// is set and its process exists.
+    pub fn daemon_alive(&self, snap: &Snapshot) -> bool {
+        if snap.header.flags & header_flags::RUNNING == 0 || snap.header.daemon_pid == 0 {
+            return false;
+        }
+        let Ok(pid) = libc::pid_t::try_from(snap.header.daemon_pid) else { return false };
+        // SAFETY: signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+}
