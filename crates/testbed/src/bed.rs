@@ -1,0 +1,458 @@
+//! [`TestBed`]: a private PipeWire + WirePlumber (+ pipewire-pulse) with virtual sinks.
+
+use std::ffi::OsStr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::dirs::{self, BedDirs};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Node};
+use crate::process::{self, GroupChild};
+use crate::sinks;
+use crate::tool::{self, TOOL_TIMEOUT};
+use crate::wait::{self, POLL_INTERVAL};
+
+/// How long startup may take before it is reported as failed, by default.
+/// Far above the usual ~0.2 s: parallel tests on a loaded two-core machine
+/// can be slow, and a failure here is a broken environment, not a bug.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `application.name` of WirePlumber's connection.
+const WIREPLUMBER_CLIENT: &str = "WirePlumber";
+
+/// How many log lines error messages quote.
+const LOG_TAIL_LINES: usize = 20;
+
+/// Settings for a [`TestBed`]; start one with [`TestBedBuilder::start`].
+#[derive(Debug, Clone)]
+pub struct TestBedBuilder {
+    sinks: Vec<String>,
+    pulse: bool,
+    suspend_idle_sinks: bool,
+    ready_timeout: Duration,
+}
+
+impl Default for TestBedBuilder {
+    fn default() -> Self {
+        TestBedBuilder {
+            sinks: Vec::new(),
+            pulse: false,
+            suspend_idle_sinks: false,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+        }
+    }
+}
+
+impl TestBedBuilder {
+    /// The virtual sinks to create, by `node.name`; the first becomes the default sink.
+    /// Their `node.description` is the name capitalised ("game" → "Game").
+    pub fn sinks(mut self, names: &[&str]) -> Self {
+        self.sinks = names.iter().map(|n| (*n).to_owned()).collect();
+        self
+    }
+
+    /// Also run `pipewire-pulse`, so `pactl` works against the bed.
+    pub fn pulse(mut self, pulse: bool) -> Self {
+        self.pulse = pulse;
+        self
+    }
+
+    /// Let PipeWire suspend sinks that no stream plays into, as it does by
+    /// default (off by default: the bed's sinks keep running).
+    ///
+    /// A suspended null sink takes `Props` changes (volume, mute) but keeps
+    /// *reporting* its old `Props` until it runs again, so with this on,
+    /// [`TestBed::node_volume`] of an idle sink shows stale values.
+    pub fn suspend_idle_sinks(mut self, suspend: bool) -> Self {
+        self.suspend_idle_sinks = suspend;
+        self
+    }
+
+    /// How long to wait for the bed to become ready (default [`DEFAULT_READY_TIMEOUT`]).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Starts the bed and waits until it is ready; see [`TestBed`].
+    pub fn start(self) -> Result<TestBed> {
+        for (i, name) in self.sinks.iter().enumerate() {
+            sinks::validate_name(name)?;
+            if self.sinks[..i].contains(name) {
+                return Err(Error::SinkExists(name.clone()));
+            }
+        }
+        let started = Instant::now();
+        let mut bed = TestBed {
+            dirs: BedDirs::create()?,
+            sinks: self.sinks,
+            pulse: self.pulse,
+            keep_sinks_running: !self.suspend_idle_sinks,
+            ready_timeout: self.ready_timeout,
+            dbus: None,
+            session: Vec::new(),
+        };
+        bed.start_dbus()?;
+        bed.start_pipewire()?;
+        tracing::debug!(dir = %bed.dir().display(), elapsed = ?started.elapsed(), "test bed ready");
+        Ok(bed)
+    }
+}
+
+/// A private, headless PipeWire session: a D-Bus session bus, `pipewire` with
+/// null-audio sinks, `wireplumber` and optionally `pipewire-pulse`.
+///
+/// Everything lives in a fresh temporary directory ([`TestBed::dir`]) that
+/// holds `XDG_RUNTIME_DIR`, `XDG_STATE_HOME`, `XDG_CONFIG_HOME` and the
+/// processes' logs (`logs/<name>.log`). Every process gets exactly
+/// [`TestBed::env`] as its environment and runs in its own process group, so
+/// nothing reaches the user's real session, and any number of beds run side by
+/// side, in one test binary or many.
+///
+/// WirePlumber runs without its hardware monitors (ALSA, Bluetooth, V4L2,
+/// libcamera), so the bed never opens the host's sound cards; the sinks are
+/// the only audio devices. The sinks are kept running even when idle (see
+/// [`TestBedBuilder::suspend_idle_sinks`]).
+///
+/// [`TestBed::start`] returns when PipeWire answers, every sink is in the
+/// graph, WirePlumber is connected and has chosen a default sink (the first
+/// one), and pipewire-pulse (if asked for) accepts connections.
+///
+/// Dropping the bed terminates every process group it started (SIGTERM, then
+/// SIGKILL after two seconds), reaps them and deletes the directory; this
+/// also happens when a test panics. Should the test process be killed
+/// outright, the kernel sends the bed's processes SIGTERM.
+///
+/// The graph helpers ([`TestBed::node_id`] and friends) each take a fresh
+/// `pw-dump`; a `pw-dump` that fails counts as an empty graph there (and is
+/// logged); use [`TestBed::dump`] to see the error.
+#[derive(Debug)]
+pub struct TestBed {
+    dirs: BedDirs,
+    sinks: Vec<String>,
+    pulse: bool,
+    keep_sinks_running: bool,
+    ready_timeout: Duration,
+    dbus: Option<GroupChild>,
+    /// pipewire, wireplumber and pipewire-pulse, in start order.
+    session: Vec<GroupChild>,
+}
+
+impl TestBed {
+    /// Starts a bed with these sinks (the first is the default) and no pipewire-pulse.
+    pub fn start(sinks: &[&str]) -> Result<TestBed> {
+        TestBed::builder().sinks(sinks).start()
+    }
+
+    /// Settings for a bed, to start with [`TestBedBuilder::start`].
+    pub fn builder() -> TestBedBuilder {
+        TestBedBuilder::default()
+    }
+
+    /// The bed's temporary root directory, deleted on drop.
+    pub fn dir(&self) -> &Path {
+        self.dirs.root()
+    }
+
+    /// The bed's `XDG_RUNTIME_DIR`, where PipeWire's socket `pipewire-0` is.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dirs.runtime_dir()
+    }
+
+    /// The log file of one of the bed's processes (`pipewire`, `wireplumber`,
+    /// `pipewire-pulse`, `dbus-daemon`, or a fake application's name).
+    pub fn log_path(&self, process: &str) -> PathBuf {
+        self.dirs.log(process)
+    }
+
+    /// The complete environment of the bed's processes: `PATH`, `HOME`, `LANG`,
+    /// the `XDG_*` directories, the D-Bus addresses, and `RUST_LOG`,
+    /// `RUST_BACKTRACE`, `PIPEWIRE_DEBUG`, `WIREPLUMBER_DEBUG` when the caller has them set.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.dirs.env()
+    }
+
+    /// A command for `program` whose environment is exactly [`TestBed::env`],
+    /// run from [`TestBed::dir`]. Use it for `wpctl`, `pw-cli`, `pactl`, ...
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        self.dirs.command(program)
+    }
+
+    /// The names of the bed's sinks, as they will be after a restart.
+    pub fn sinks(&self) -> &[String] {
+        &self.sinks
+    }
+
+    /// The pids of the processes the bed is running now (each is also the id
+    /// of that process's group).
+    pub fn pids(&self) -> Vec<u32> {
+        self.dbus.iter().chain(&self.session).map(GroupChild::pid).collect()
+    }
+
+    /// Whether PipeWire is running (it is, unless [`TestBed::stop_pipewire`] was called).
+    pub fn is_running(&self) -> bool {
+        !self.session.is_empty()
+    }
+
+    pub(crate) fn dirs(&self) -> &BedDirs {
+        &self.dirs
+    }
+
+    // ---- graph -------------------------------------------------------------
+
+    /// The whole graph, from a fresh `pw-dump`.
+    pub fn dump(&self) -> Result<Graph> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        dump_with(&self.dirs.env())
+    }
+
+    /// The graph, or an empty one (logged) when `pw-dump` fails.
+    fn graph(&self) -> Graph {
+        self.dump().unwrap_or_else(|e| {
+            tracing::warn!("pw-dump failed: {e}");
+            Graph::default()
+        })
+    }
+
+    /// The global id of the node with this `node.name`.
+    pub fn node_id(&self, name: &str) -> Option<u32> {
+        self.graph().node_named(name).map(|n| n.id)
+    }
+
+    /// The first node (lowest id) whose property `key` is `value`.
+    pub fn node_by_props(&self, key: &str, value: &str) -> Option<Node> {
+        self.graph().nodes_where(key, value).next().cloned()
+    }
+
+    /// The `node.name`s of the nodes the node `stream_node_id` is linked to
+    /// (through link objects output-node → input-node), sorted.
+    pub fn sink_names_linked_to(&self, stream_node_id: u32) -> Vec<String> {
+        self.graph().sink_names_linked_to(stream_node_id)
+    }
+
+    /// The default sink's `node.name` as WirePlumber chose it.
+    pub fn default_sink_name(&self) -> Option<String> {
+        self.graph().default_sink_name()
+    }
+
+    /// The channel volumes (linear, so `wpctl set-volume 0.5` reads as 0.125)
+    /// and the mute flag of the node named `name`, from its `Props` param.
+    pub fn node_volume(&self, name: &str) -> Result<(Vec<f32>, bool)> {
+        let graph = self.dump()?;
+        let node = graph.node_named(name).ok_or_else(|| Error::NoSuchNode(name.to_owned()))?;
+        node.volume().ok_or_else(|| Error::NoVolume(name.to_owned()))
+    }
+
+    /// The ids of the playback streams whose `application.name` is `app_name`, ascending.
+    pub fn streams_of_app(&self, app_name: &str) -> Vec<u32> {
+        self.graph().streams_of_app(app_name)
+    }
+
+    /// Polls `condition` every 20 ms until it holds; the error after `timeout` names `what`.
+    pub fn wait_until(&self, timeout: Duration, what: &str, condition: impl FnMut() -> bool) -> Result<()> {
+        wait::wait_until(timeout, what, condition)
+    }
+
+    // ---- sinks -------------------------------------------------------------
+
+    /// Creates another null-audio sink and waits until it is in the graph;
+    /// returns its node id. It is re-created by later restarts too.
+    pub fn create_sink(&mut self, name: &str) -> Result<u32> {
+        sinks::validate_name(name)?;
+        if self.sinks.iter().any(|s| s == name) {
+            return Err(Error::SinkExists(name.to_owned()));
+        }
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let properties = sinks::properties(name, self.sinks.is_empty(), self.keep_sinks_running);
+        let mut command = self.command("pw-cli");
+        command.args(["create-node", "adapter", &format!("{{ {properties} }}")]);
+        tool::run_ok(command, TOOL_TIMEOUT)?;
+        self.sinks.push(name.to_owned());
+        self.write_sinks_fragment()?;
+        wait::wait_for(self.ready_timeout, &format!("the new sink `{name}`"), || self.node_id(name))
+    }
+
+    /// Destroys the sink `name` (`pw-cli destroy`) and waits until it is gone
+    /// from the graph. Later restarts do not re-create it.
+    pub fn remove_sink(&mut self, name: &str) -> Result<()> {
+        let id = self.dump()?.node_named(name).map(|n| n.id).ok_or_else(|| Error::NoSuchNode(name.to_owned()))?;
+        let mut command = self.command("pw-cli");
+        command.args(["destroy", &id.to_string()]);
+        tool::run_ok(command, TOOL_TIMEOUT)?;
+        self.sinks.retain(|s| s != name);
+        self.write_sinks_fragment()?;
+        wait::wait_until(self.ready_timeout, &format!("the sink `{name}` to disappear"), || {
+            self.node_id(name).is_none()
+        })
+    }
+
+    fn write_sinks_fragment(&self) -> Result<()> {
+        dirs::write(&self.dirs.sinks_fragment(), &sinks::config_fragment(&self.sinks, self.keep_sinks_running))
+    }
+
+    // ---- processes ---------------------------------------------------------
+
+    /// Spawns `program` as a long-running process of the bed, output to its log.
+    fn spawn(&self, program: &str, args: &[&str]) -> Result<GroupChild> {
+        let log = self.dirs.open_log(program)?;
+        let log_err = log.try_clone().map_err(|e| Error::io("duplicating a log file handle", e))?;
+        let mut command = self.command(program);
+        command.args(args).stdin(Stdio::null()).stdout(log).stderr(log_err);
+        GroupChild::spawn(program, command)
+    }
+
+    fn start_dbus(&mut self) -> Result<()> {
+        let config = format!("--config-file={}", self.dirs.dbus_config().display());
+        let mut dbus = self.spawn("dbus-daemon", &[&config, "--nofork", "--nopidfile"])?;
+        let socket = self.dirs.bus_socket();
+        let result = self.wait_for_socket(&mut dbus, &socket);
+        self.dbus = Some(dbus);
+        result
+    }
+
+    /// Starts pipewire, wireplumber and (if configured) pipewire-pulse with
+    /// the bed's current sinks, and waits until they are ready. Does nothing
+    /// if they are running.
+    pub fn start_pipewire(&mut self) -> Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        self.write_sinks_fragment()?;
+        let mut pipewire = self.spawn("pipewire", &[])?;
+        let socket = self.dirs.pipewire_socket();
+        let waited = self.wait_for_socket(&mut pipewire, &socket);
+        self.session.push(pipewire);
+        waited?;
+        let wireplumber = self.spawn("wireplumber", &[])?;
+        self.session.push(wireplumber);
+        if self.pulse {
+            let pulse = self.spawn("pipewire-pulse", &[])?;
+            self.session.push(pulse);
+        }
+        self.wait_ready()
+    }
+
+    /// Stops wireplumber, pipewire-pulse and pipewire (D-Bus stays), as a
+    /// crash or an upgrade would. Clients see their connection drop.
+    pub fn stop_pipewire(&mut self) {
+        let mut session: Vec<GroupChild> = self.session.drain(..).rev().collect();
+        process::terminate_all(&mut session, process::DEFAULT_GRACE);
+    }
+
+    /// [`TestBed::stop_pipewire`], then [`TestBed::start_pipewire`]: the same
+    /// sinks come back (with new ids) in the same runtime dir.
+    pub fn restart_pipewire(&mut self) -> Result<()> {
+        self.stop_pipewire();
+        self.start_pipewire()
+    }
+
+    /// Waits until `socket` accepts connections, failing early if `child` exits.
+    fn wait_for_socket(&self, child: &mut GroupChild, socket: &Path) -> Result<()> {
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            if UnixStream::connect(socket).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = child.try_status() {
+                return Err(Error::Exited {
+                    process: child.name().to_owned(),
+                    status: status.to_string(),
+                    during: "during startup".into(),
+                    log_tail: self.dirs.log_tail(child.name(), LOG_TAIL_LINES),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{} to listen on {}", child.name(), socket.display()),
+                    timeout: self.ready_timeout,
+                    details: self.dirs.log_tail(child.name(), LOG_TAIL_LINES),
+                });
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// An error if one of the session processes has exited.
+    fn check_alive(&mut self) -> Result<()> {
+        for child in &mut self.session {
+            if let Some(status) = child.try_status() {
+                return Err(Error::Exited {
+                    process: child.name().to_owned(),
+                    status: status.to_string(),
+                    during: "during startup".into(),
+                    log_tail: self.dirs.log_tail(child.name(), LOG_TAIL_LINES),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// What the bed still waits for, or `None` when it is ready.
+    fn not_ready_yet(&self) -> Option<String> {
+        if self.pulse && UnixStream::connect(self.dirs.pulse_socket()).is_err() {
+            return Some("pipewire-pulse to listen".into());
+        }
+        let graph = match self.dump() {
+            Ok(graph) => graph,
+            Err(e) => return Some(format!("pw-dump to succeed (last error: {e})")),
+        };
+        let present = graph.sink_names();
+        let missing: Vec<&str> = self.sinks.iter().filter(|s| !present.contains(s)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Some(format!("the sinks {missing:?} to appear"));
+        }
+        if !graph.has_client(WIREPLUMBER_CLIENT) {
+            return Some("WirePlumber to connect".into());
+        }
+        if self.sinks.is_empty() {
+            return None;
+        }
+        match graph.default_sink_name() {
+            Some(default) if self.sinks.contains(&default) => None,
+            other => {
+                Some(format!("WirePlumber to choose one of the sinks as default (default.audio.sink is {other:?})"))
+            }
+        }
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            self.check_alive()?;
+            let Some(missing) = self.not_ready_yet() else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                let mut details = String::new();
+                for child in &self.session {
+                    details.push_str(&self.dirs.log_tail(child.name(), LOG_TAIL_LINES));
+                }
+                return Err(Error::Timeout { what: missing, timeout: self.ready_timeout, details });
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+impl Drop for TestBed {
+    fn drop(&mut self) {
+        let mut all: Vec<GroupChild> = self.session.drain(..).rev().collect();
+        all.extend(self.dbus.take());
+        process::terminate_all(&mut all, process::DEFAULT_GRACE);
+    }
+}
+
+/// A fresh `pw-dump` of the PipeWire that `env` points at.
+pub(crate) fn dump_with(env: &[(String, String)]) -> Result<Graph> {
+    let mut command = Command::new("pw-dump");
+    command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    let output = tool::run_ok(command, TOOL_TIMEOUT)?;
+    Graph::parse(&String::from_utf8_lossy(&output.stdout))
+}

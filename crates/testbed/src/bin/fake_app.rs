@@ -1,0 +1,196 @@
+//! `pvm-fake-app`: a stand-in for a desktop application that plays audio.
+//!
+//! Connects to PipeWire (`$XDG_RUNTIME_DIR/pipewire-0`), opens one or more
+//! playback streams (`Stream/Output/Audio`, F32LE stereo 48 kHz, autoconnected
+//! by the session manager) and plays silence on them until it is killed.
+//! The streams carry `application.name`, `application.process.binary`,
+//! `application.process.id`, `media.role`, `media.name` and any `--prop`.
+//!
+//! Exits with status 1 if it cannot connect or the connection is lost.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context as _};
+use clap::Parser;
+use pipewire as pw;
+use pw::properties::PropertiesBox;
+use pw::spa;
+use pw::stream::{StreamBox, StreamFlags, StreamListener};
+
+/// Frames per second of every stream.
+const RATE: u32 = 48_000;
+/// Channels of every stream (front left, front right).
+const CHANNELS: u32 = 2;
+/// Bytes per frame: F32 samples.
+const FRAME_BYTES: usize = CHANNELS as usize * std::mem::size_of::<f32>();
+
+/// Plays silence on PipeWire playback streams, looking like a desktop application.
+#[derive(Debug, Parser)]
+#[command(name = "pvm-fake-app", version)]
+struct Args {
+    /// application.name of the streams (with --distinct, the prefix).
+    #[arg(long)]
+    name: String,
+    /// application.process.binary of the streams.
+    #[arg(long)]
+    binary: Option<String>,
+    /// media.role of the streams (Music, Game, Communication, ...).
+    #[arg(long)]
+    role: Option<String>,
+    /// media.name of the streams.
+    #[arg(long, default_value = "Playback")]
+    media_name: String,
+    /// Number of streams, all with the same application.name.
+    #[arg(long, default_value_t = 1, conflicts_with = "distinct")]
+    streams: usize,
+    /// Number of streams, each its own application: stream i (from 1) is named "NAME i".
+    #[arg(long, value_name = "N")]
+    distinct: Option<usize>,
+    /// An extra stream property, e.g. node.dont-move=true (repeatable).
+    #[arg(long = "prop", value_name = "KEY=VALUE", value_parser = parse_prop)]
+    props: Vec<(String, String)>,
+}
+
+fn parse_prop(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+impl Args {
+    /// The application.name of each stream to open.
+    fn stream_app_names(&self) -> Vec<String> {
+        match self.distinct {
+            Some(count) => (1..=count).map(|i| format!("{} {i}", self.name)).collect(),
+            None => vec![self.name.clone(); self.streams],
+        }
+    }
+
+    /// The properties of a stream whose application is called `app_name`.
+    fn stream_properties(&self, app_name: &str) -> PropertiesBox {
+        let mut props = PropertiesBox::new();
+        props.insert(*pw::keys::MEDIA_TYPE, "Audio");
+        props.insert(*pw::keys::MEDIA_CATEGORY, "Playback");
+        props.insert(*pw::keys::MEDIA_NAME, self.media_name.as_str());
+        props.insert(*pw::keys::APP_NAME, app_name);
+        props.insert(*pw::keys::APP_PROCESS_ID, std::process::id().to_string().as_str());
+        if let Some(binary) = &self.binary {
+            props.insert(*pw::keys::APP_PROCESS_BINARY, binary.as_str());
+        }
+        if let Some(role) = &self.role {
+            props.insert(*pw::keys::MEDIA_ROLE, role.as_str());
+        }
+        for (key, value) in &self.props {
+            props.insert(key.as_str(), value.as_str());
+        }
+        props
+    }
+
+    /// The properties of the connection itself (the PipeWire client object).
+    fn client_properties(&self) -> PropertiesBox {
+        let mut props = PropertiesBox::new();
+        props.insert(*pw::keys::APP_NAME, self.name.as_str());
+        if let Some(binary) = &self.binary {
+            props.insert(*pw::keys::APP_PROCESS_BINARY, binary.as_str());
+        }
+        props
+    }
+}
+
+/// The one format the streams offer: F32LE, stereo FL/FR, 48 kHz.
+fn format_param() -> anyhow::Result<Vec<u8>> {
+    let mut info = spa::param::audio::AudioInfoRaw::new();
+    info.set_format(spa::param::audio::AudioFormat::F32LE);
+    info.set_rate(RATE);
+    info.set_channels(CHANNELS);
+    let mut position = [0; spa::param::audio::MAX_CHANNELS];
+    position[0] = spa::sys::SPA_AUDIO_CHANNEL_FL;
+    position[1] = spa::sys::SPA_AUDIO_CHANNEL_FR;
+    info.set_position(position);
+    let object = spa::pod::Value::Object(spa::pod::Object {
+        type_: spa::utils::SpaTypes::ObjectParamFormat.as_raw(),
+        id: spa::param::ParamType::EnumFormat.as_raw(),
+        properties: info.into(),
+    });
+    let (cursor, _) = spa::pod::serialize::PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &object)
+        .map_err(|e| anyhow!("serialising the stream format: {e:?}"))?;
+    Ok(cursor.into_inner())
+}
+
+/// Fills the next buffer of `stream`, if one is free, with silence.
+fn play_silence(stream: &pw::stream::Stream) {
+    let Some(mut buffer) = stream.dequeue_buffer() else {
+        return;
+    };
+    let Some(data) = buffer.datas_mut().first_mut() else {
+        return;
+    };
+    let frames = match data.data() {
+        Some(bytes) => {
+            bytes.fill(0);
+            bytes.len() / FRAME_BYTES
+        }
+        None => 0,
+    };
+    let chunk = data.chunk_mut();
+    *chunk.offset_mut() = 0;
+    *chunk.stride_mut() = FRAME_BYTES as i32;
+    *chunk.size_mut() = (frames * FRAME_BYTES) as u32;
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    pw::init();
+    let main_loop = pw::main_loop::MainLoopRc::new(None).context("creating the main loop")?;
+    let context = pw::context::ContextRc::new(&main_loop, Some(args.client_properties()))
+        .context("creating the PipeWire context")?;
+    let core =
+        context.connect_rc(None).context("connecting to PipeWire (is XDG_RUNTIME_DIR set and PipeWire running?)")?;
+
+    let quit_loop = main_loop.clone();
+    let _core_listener = core
+        .add_listener_local()
+        .error(move |id, _seq, res, message| {
+            if id == pw::core::PW_ID_CORE {
+                eprintln!("pvm-fake-app: PipeWire error {res}: {message}");
+                quit_loop.quit();
+            }
+        })
+        .register();
+
+    let format = format_param()?;
+    let mut streams: Vec<(StreamBox<'_>, StreamListener<()>)> = Vec::new();
+    for app_name in args.stream_app_names() {
+        let stream = StreamBox::new(&core, &args.media_name, args.stream_properties(&app_name))
+            .with_context(|| format!("creating a stream for {app_name:?}"))?;
+        let listener = stream
+            .add_local_listener_with_user_data(())
+            .process(|stream, _| play_silence(stream))
+            .register()
+            .context("listening to a stream")?;
+        let pod = spa::pod::Pod::from_bytes(&format).ok_or_else(|| anyhow!("the serialised format is not a pod"))?;
+        stream
+            .connect(
+                spa::utils::Direction::Output,
+                None,
+                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS,
+                &mut [pod],
+            )
+            .with_context(|| format!("connecting the stream of {app_name:?}"))?;
+        streams.push((stream, listener));
+    }
+
+    main_loop.run();
+    Err(anyhow!("the connection to PipeWire was lost"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pvm-fake-app: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! A real, private, headless PipeWire for integration tests, the demo and the benchmark.
+//!
+//! [`TestBed::start`] runs a D-Bus session bus, `pipewire` with null-audio
+//! sinks, `wireplumber` and optionally `pipewire-pulse`, all inside a fresh
+//! temporary directory and with a cleared environment, so nothing touches the
+//! user's real session and many beds run side by side. Dropping the bed stops
+//! everything.
+//!
+//! On top of that:
+//!
+//! * graph queries through `pw-dump` ([`TestBed::dump`] returns a [`Graph`];
+//!   [`TestBed::node_id`], [`TestBed::sink_names_linked_to`],
+//!   [`TestBed::node_volume`], ... answer the usual questions directly);
+//! * fake applications ([`TestBed::spawn_app`] with an [`AppSpec`]): the
+//!   `pvm-fake-app` binary of this crate, playing silence on playback streams
+//!   that carry the properties a desktop application sets;
+//! * the daemon under test ([`TestBed::spawn_daemon`]) and `pvmctl`
+//!   ([`TestBed::pvmctl`]), with their files inside the bed's directory;
+//! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use testbed::{AppSpec, TestBed};
+//!
+//! # fn main() -> testbed::Result<()> {
+//! let bed = TestBed::start(&["speakers", "game"])?;
+//! let mut app = bed.spawn_app(&AppSpec::new("Firefox").binary("firefox"))?;
+//! let streams = app.wait_for_streams(Duration::from_secs(10))?;
+//! bed.wait_until(Duration::from_secs(10), "Firefox linked to speakers", || {
+//!     bed.sink_names_linked_to(streams[0]) == ["speakers"]
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The workspace binaries (`pvm-fake-app`, `pipewire-volume-mixer-daemon`,
+//! `pvmctl`) are looked for next to the running executable (tests run from
+//! `target/<profile>/deps/`, so `target/<profile>/` is searched too); build
+//! them with `cargo build --workspace --bins`, or point `PVM_FAKE_APP`,
+//! `PVM_DAEMON_BIN`, `PVM_PVMCTL_BIN` at them.
+//!
+//! Needs PipeWire >= 1.0 and WirePlumber 0.5 (`pipewire`, `wireplumber`,
+//! `pw-dump`, `pw-cli`, `dbus-daemon` on `PATH`; `pipewire-pulse` for
+//! [`TestBedBuilder::pulse`]); `scripts/setup.sh` installs them.
+#![deny(missing_docs)]
+
+mod app;
+mod bed;
+mod daemon;
+mod dirs;
+mod error;
+mod graph;
+mod locate;
+mod process;
+mod sinks;
+mod tool;
+mod wait;
+
+pub use app::{AppSpec, FakeApp};
+pub use bed::{TestBed, TestBedBuilder, DEFAULT_READY_TIMEOUT};
+pub use daemon::{Daemon, DaemonPaths, DAEMON_START_TIMEOUT};
+pub use error::{Error, Result};
+pub use graph::{Client, Graph, Link, MetadataEntry, Node, AUDIO_SINK, STREAM_OUTPUT_AUDIO};
+pub use locate::workspace_binary;
+pub use wait::{wait_for, wait_until, POLL_INTERVAL};
