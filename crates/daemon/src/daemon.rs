@@ -368,7 +368,11 @@ impl Daemon {
             }
         }
         self.reroute_app(&app);
-        Ok(if exists { None } else { Some(format!("pending: sink {} does not exist yet", pvm_ipc::protocol::quote(&sink))) })
+        Ok(if exists {
+            None
+        } else {
+            Some(format!("pending: sink {} does not exist yet", pvm_ipc::protocol::quote(&sink)))
+        })
     }
 
     fn unroute(&mut self, app: &str) -> Result<Option<String>, String> {

@@ -79,9 +79,7 @@ impl Policy<'_> {
         if !complete {
             // Identity can still change with the info (binary fallback), and a
             // rule may depend on properties only the info carries.
-            if props.app_name.is_none() {
-                return None;
-            }
+            props.app_name.as_ref()?;
             for rule in self.rules.iter() {
                 if rule.keys().any(|k| !GLOBAL_KEYS.contains(&k)) {
                     return None;

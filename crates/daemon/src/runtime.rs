@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use pipewire as pw;
-use pw::loop_::{EventSource, IoSource, Signal, SignalSource, TimerSource};
 use pvm_ipc::writer::SnapshotWriter;
+use pw::loop_::{EventSource, IoSource, Signal, SignalSource, TimerSource};
 
 use crate::control::ControlServer;
 use crate::daemon::{Action, Daemon};
@@ -418,8 +418,9 @@ fn perform(session: &Session, action: &Action) -> Result<()> {
         Action::NodeVolume { node, channels, muted } => {
             session.set_node_props(*node, &params::build_props(channels.as_deref(), *muted))
         }
-        Action::RouteVolume { device, index, route_device, channels, muted } => session
-            .set_device_route(*device, &params::build_route(*index, *route_device, channels.as_deref(), *muted)),
+        Action::RouteVolume { device, index, route_device, channels, muted } => {
+            session.set_device_route(*device, &params::build_route(*index, *route_device, channels.as_deref(), *muted))
+        }
         Action::DefaultSink { name } => {
             let value = serde_json::json!({ "name": name }).to_string();
             session.set_metadata(0, "default.configured.audio.sink", Some("Spa:String:JSON"), Some(&value))

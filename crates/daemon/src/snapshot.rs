@@ -138,7 +138,8 @@ mod tests {
         }
         for i in 0..apps {
             let name = app_name(i);
-            let props = NodeProps::from_pairs([("media.class", "Stream/Output/Audio"), ("application.name", name.as_str())]);
+            let props =
+                NodeProps::from_pairs([("media.class", "Stream/Output/Audio"), ("application.name", name.as_str())]);
             m.apply(GraphEvent::NodeAdded { id: 1000 + i as u32, props });
         }
         m

@@ -203,12 +203,8 @@ impl Stats {
     /// The stats in Prometheus text format. `rss` is `(current, peak)` in bytes.
     pub fn render(&self, rss: Option<(u64, u64)>) -> String {
         let mut o = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP pvm_{name} {help}\n# TYPE pvm_{name} {kind}");
-        };
-        metric("events_total", "counter", "PipeWire events processed, by kind.");
-        let _ = &mut metric;
-        drop(metric);
+        let _ =
+            writeln!(o, "# HELP pvm_events_total PipeWire events processed, by kind.\n# TYPE pvm_events_total counter");
         for k in EventKind::ALL {
             let _ = writeln!(o, "pvm_events_total{{kind=\"{}\"}} {}", k.as_str(), self.events(k));
         }
@@ -244,7 +240,8 @@ impl Stats {
             );
         }
         if let Some((cur, peak)) = rss {
-            let _ = writeln!(o, "# HELP pvm_rss_bytes Resident set size.\n# TYPE pvm_rss_bytes gauge\npvm_rss_bytes {cur}");
+            let _ =
+                writeln!(o, "# HELP pvm_rss_bytes Resident set size.\n# TYPE pvm_rss_bytes gauge\npvm_rss_bytes {cur}");
             let _ = writeln!(
                 o,
                 "# HELP pvm_rss_peak_bytes Peak resident set size.\n# TYPE pvm_rss_peak_bytes gauge\npvm_rss_peak_bytes {peak}"

@@ -45,6 +45,11 @@ impl Trace {
         self.entries.len()
     }
 
+    /// Whether nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     fn ordered(&self) -> impl Iterator<Item = &Entry> {
         let (a, b) = if self.entries.len() < self.capacity {
             (&self.entries[..], &self.entries[..0])

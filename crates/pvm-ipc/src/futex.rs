@@ -28,6 +28,14 @@ pub(crate) fn wake_all(addr: *const u32) {
     // SAFETY: addr points into a live shared mapping; FUTEX_WAKE does not
     // access memory beyond hashing the address.
     unsafe {
-        libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, i32::MAX, std::ptr::null::<libc::timespec>(), std::ptr::null::<u32>(), 0u32);
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
     }
 }

@@ -136,7 +136,7 @@ pub struct Header {
     /// `size_of::<Snapshot>()`, so readers can check they map the whole file.
     pub file_size: u32,
     /// Reserved, zero.
-    pub reserved: [u32; 5],
+    pub reserved: [u32; 3],
 }
 
 /// One sink (256 bytes).

@@ -55,8 +55,9 @@ fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
-fn on_off(on: bool) -> &'static str {
-    if on {
+/// The MUTE column.
+fn mute_mark(muted: bool) -> &'static str {
+    if muted {
         "muted"
     } else {
         "-"
@@ -69,7 +70,7 @@ fn sink_row(sink: &SinkStatus) -> Vec<String> {
         sink.name.clone(),
         sink.description.clone(),
         percent(sink.volume),
-        on_off(sink.muted).to_owned(),
+        mute_mark(sink.muted).to_owned(),
     ]
 }
 
@@ -81,7 +82,7 @@ fn app_row(app: &AppStatus) -> Vec<String> {
         app.target.clone().unwrap_or_else(|| "-".into()),
         app.target_source.clone(),
         percent(app.volume),
-        on_off(app.muted).to_owned(),
+        mute_mark(app.muted).to_owned(),
         if app.movable { "yes" } else { "no" }.to_owned(),
         if streams.is_empty() { "-".to_owned() } else { streams.join(",") },
         if app.active { "active" } else { "idle" }.to_owned(),

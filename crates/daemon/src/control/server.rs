@@ -276,7 +276,8 @@ impl ControlServer {
             conn.push_line(&response);
         }
         conn.inbuf.drain(..start);
-        if !paused && conn.inbuf.len() > MAX_LINE {
+        // One more byte than MAX_LINE: the "\r" of a CRLF line whose "\n" is still to come.
+        if !paused && conn.inbuf.len() > MAX_LINE + 1 {
             conn.push_line("ERROR line too long");
             conn.inbuf = Vec::new();
             conn.closing = true;

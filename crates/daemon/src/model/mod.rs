@@ -474,7 +474,11 @@ impl Mixer {
             for s in &app.streams {
                 let stream = self.streams.get(s).ok_or(format!("app {:?} lists unknown stream {s}", app.name))?;
                 if stream.props.app_identity() != app.name {
-                    return Err(format!("stream {s} is in app {:?} but is {:?}", app.name, stream.props.app_identity()));
+                    return Err(format!(
+                        "stream {s} is in app {:?} but is {:?}",
+                        app.name,
+                        stream.props.app_identity()
+                    ));
                 }
                 if !seen.insert(*s) {
                     return Err(format!("stream {s} is in two apps"));

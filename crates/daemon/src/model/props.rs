@@ -52,11 +52,7 @@ impl NodeProps {
             "application.name" => self.app_name = s(),
             "application.process.binary" => self.binary = s(),
             "application.id" => self.app_id = s(),
-            "pipewire.access.portal.app_id" => {
-                if self.app_id.is_none() {
-                    self.app_id = s()
-                }
-            }
+            "pipewire.access.portal.app_id" if self.app_id.is_none() => self.app_id = s(),
             "media.role" => self.role = s(),
             "media.name" => self.media_name = s(),
             "node.dont-move" | "node.dont-reconnect" => self.pinned_by_app |= is_true(value),
@@ -90,11 +86,7 @@ impl NodeProps {
     /// The app a stream belongs to: `application.name`, else
     /// `application.process.binary`, else `node.name` (decisions.md, "App identity").
     pub fn app_identity(&self) -> &str {
-        self.app_name
-            .as_deref()
-            .or(self.binary.as_deref())
-            .or(self.node_name.as_deref())
-            .unwrap_or("unknown")
+        self.app_name.as_deref().or(self.binary.as_deref()).or(self.node_name.as_deref()).unwrap_or("unknown")
     }
 
     /// Whether the node is an `Audio/Sink`.

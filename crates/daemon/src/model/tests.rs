@@ -2,11 +2,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn sink(name: &str, serial: u64) -> NodeProps {
-    NodeProps::from_pairs([
-        ("media.class", "Audio/Sink"),
-        ("node.name", name),
-        ("object.serial", &serial.to_string()),
-    ])
+    NodeProps::from_pairs([("media.class", "Audio/Sink"), ("node.name", name), ("object.serial", &serial.to_string())])
 }
 
 fn stream(app: &str) -> NodeProps {
@@ -91,7 +87,13 @@ fn device_route_drives_device_backed_sink() {
         running: None,
     });
     // A route for another device index is ignored.
-    m.apply(GraphEvent::DeviceRoute { device: 7, index: 1, route_device: 4, channels: Some(vec![1.0]), muted: Some(true) });
+    m.apply(GraphEvent::DeviceRoute {
+        device: 7,
+        index: 1,
+        route_device: 4,
+        channels: Some(vec![1.0]),
+        muted: Some(true),
+    });
     assert!(!m.sink(30).unwrap().device_backed);
     let c = m.apply(GraphEvent::DeviceRoute {
         device: 7,
@@ -145,7 +147,11 @@ fn arb_event() -> impl Strategy<Value = GraphEvent> {
             input_node: i
         }),
         (0u32..112).prop_map(|id| GraphEvent::Removed { id }),
-        (id, any::<bool>()).prop_map(|(id, m)| GraphEvent::NodeVolume { id, channels: Some(vec![0.5]), muted: Some(m) }),
+        (id, any::<bool>()).prop_map(|(id, m)| GraphEvent::NodeVolume {
+            id,
+            channels: Some(vec![0.5]),
+            muted: Some(m)
+        }),
     ]
 }
 

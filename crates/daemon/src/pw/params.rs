@@ -35,9 +35,7 @@ pub struct RouteInfo {
 /// Parses a node's `Props` param.
 pub fn parse_props(pod: &Pod) -> Option<VolumeProps> {
     let obj = pod.as_object().ok()?;
-    let channels = obj
-        .find_prop(Id(spa_sys::SPA_PROP_channelVolumes))
-        .and_then(|p| float_array(p.value().as_bytes()));
+    let channels = obj.find_prop(Id(spa_sys::SPA_PROP_channelVolumes)).and_then(|p| float_array(p.value().as_bytes()));
     let muted = obj.find_prop(Id(spa_sys::SPA_PROP_mute)).and_then(|p| p.value().get_bool().ok());
     Some(VolumeProps { channels, muted })
 }
@@ -52,10 +50,8 @@ pub fn parse_route(pod: &Pod) -> Option<RouteInfo> {
         .find_prop(Id(spa_sys::SPA_PARAM_ROUTE_direction))
         .and_then(|p| p.value().get_id().ok())
         .is_some_and(|id| id.0 == spa_sys::SPA_DIRECTION_OUTPUT);
-    let volume = obj
-        .find_prop(Id(spa_sys::SPA_PARAM_ROUTE_props))
-        .and_then(|p| parse_props(p.value()))
-        .unwrap_or_default();
+    let volume =
+        obj.find_prop(Id(spa_sys::SPA_PARAM_ROUTE_props)).and_then(|p| parse_props(p.value())).unwrap_or_default();
     Some(RouteInfo { index, device, output, volume })
 }
 
@@ -79,7 +75,8 @@ fn float_array(bytes: &[u8]) -> Option<Vec<f32>> {
 fn props_object(channels: Option<&[f32]>, muted: Option<bool>) -> Object {
     let mut properties = Vec::with_capacity(2);
     if let Some(c) = channels {
-        properties.push(Property::new(spa_sys::SPA_PROP_channelVolumes, Value::ValueArray(ValueArray::Float(c.to_vec()))));
+        properties
+            .push(Property::new(spa_sys::SPA_PROP_channelVolumes, Value::ValueArray(ValueArray::Float(c.to_vec()))));
     }
     if let Some(m) = muted {
         properties.push(Property::new(spa_sys::SPA_PROP_mute, Value::Bool(m)));
@@ -143,7 +140,8 @@ mod tests {
     #[test]
     fn garbage_is_not_a_volume() {
         assert_eq!(float_array(&[1, 2, 3]), None);
-        let not_obj = PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &Value::Int(3)).unwrap().0.into_inner();
+        let not_obj =
+            PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &Value::Int(3)).unwrap().0.into_inner();
         assert!(parse_props(Pod::from_bytes(&not_obj).unwrap()).is_none());
     }
 }

@@ -3,12 +3,14 @@ use crate::model::GraphEvent;
 use crate::rules::{Matcher, Rule};
 
 fn rules(list: &[(MatchKey, &str, &str)]) -> RuleSet {
-    RuleSet::new(list.iter().map(|(k, pat, sink)| Rule::new(vec![Matcher::new(*k, *pat).unwrap()], *sink).unwrap()).collect())
+    RuleSet::new(
+        list.iter().map(|(k, pat, sink)| Rule::new(vec![Matcher::new(*k, *pat).unwrap()], *sink).unwrap()).collect(),
+    )
 }
 
 fn store() -> (tempfile::TempDir, RouteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = RouteStore::load(&dir.path().join("routes.toml")).unwrap();
+    let store = RouteStore::load(dir.path().join("routes.toml")).unwrap();
     (dir, store)
 }
 
@@ -26,7 +28,11 @@ fn stream(m: &mut Mixer, id: u32, pairs: &[(&str, &str)]) {
 }
 
 fn info(m: &mut Mixer, id: u32, pairs: &[(&str, &str)]) {
-    m.apply(GraphEvent::NodeInfo { id, props: Some(NodeProps::from_pairs(pairs.iter().copied())), running: Some(true) });
+    m.apply(GraphEvent::NodeInfo {
+        id,
+        props: Some(NodeProps::from_pairs(pairs.iter().copied())),
+        running: Some(true),
+    });
 }
 
 #[test]
