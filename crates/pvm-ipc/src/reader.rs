@@ -134,6 +134,55 @@ impl SnapshotReader {
         }
     }
 
+    /// Sleeps once on the futex: returns when the generation differs from
+    /// `since`, on any wake-up (a publish, [`wake_waiters`](Self::wake_waiters),
+    /// a signal), or after `timeout`. `Ok(true)` if the generation changed.
+    /// For loops that re-check their own condition after every wake-up.
+    pub fn wait_once(&self, since: u64, timeout: Option<Duration>) -> Result<bool, ShmError> {
+        let word = &self.words()[GENERATION_WORD];
+        let g = word.load(Ordering::Acquire);
+        if g == since || g & 1 == 1 {
+            futex::wait(word.as_ptr().cast::<u32>().cast_const(), g as u32, timeout);
+        }
+        let now = word.load(Ordering::Acquire);
+        Ok(now != since && now & 1 == 0)
+    }
+
+    /// Wakes every waiter sleeping on this snapshot, in this and other
+    /// processes, without a publish: [`wait_once`](Self::wait_once) returns,
+    /// [`wait_for_change`](Self::wait_for_change) re-checks and sleeps again.
+    pub fn wake_waiters(&self) {
+        futex::wake_all(self.words()[GENERATION_WORD].as_ptr().cast::<u32>().cast_const());
+    }
+
+    /// Starts a thread that calls [`wake_waiters`](Self::wake_waiters) when
+    /// process `pid` (the daemon) exits, so a reader blocked without a
+    /// timeout notices a daemon that died without publishing. Uses a pidfd:
+    /// the thread sleeps in the kernel until the process is gone.
+    pub fn wake_on_exit(self: &std::sync::Arc<Self>, pid: u32) -> std::io::Result<()> {
+        let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let reader = std::sync::Arc::clone(self);
+        std::thread::Builder::new().name("daemon-exit".into()).spawn(move || {
+            let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+            loop {
+                // SAFETY: pfd is a valid pollfd for the duration of the call.
+                let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+                if rc > 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    break;
+                }
+            }
+            reader.wake_waiters();
+        })?;
+        Ok(())
+    }
+
     /// Whether the daemon that owns the snapshot is alive: the RUNNING flag
     /// is set and its process exists.
     pub fn daemon_alive(&self, snap: &Snapshot) -> bool {

@@ -230,3 +230,24 @@ fn mark_stopped_clears_running() {
     assert!(!r.daemon_alive(&snap));
     assert_eq!(snap.sinks[0].serial, 3, "the last state stays readable");
 }
+
+#[test]
+fn a_waiter_wakes_when_the_watched_process_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shm");
+    let _writer = SnapshotWriter::create(&path).unwrap();
+    let reader = Arc::new(SnapshotReader::open(&path).unwrap());
+    let mut child = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    reader.wake_on_exit(child.id()).unwrap();
+    let g = reader.generation();
+    let waiter = {
+        let reader = reader.clone();
+        std::thread::spawn(move || reader.wait_once(g, None).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!waiter.is_finished(), "nothing happened yet");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // No publish happened: the waiter returns because the process exited.
+    assert!(!waiter.join().unwrap(), "woken without a change");
+}

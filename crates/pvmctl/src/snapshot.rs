@@ -5,6 +5,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -13,15 +14,13 @@ use pvm_ipc::status::Status;
 
 use crate::failure::Failure;
 
-/// While the daemon runs, `watch` wakes this often even without a change,
-/// only to notice a daemon that died without clearing its flag.
-const LIVENESS_CHECK: Duration = Duration::from_secs(5);
-/// While the daemon is down, `watch` looks this often for a new snapshot file.
+/// While the daemon is down, `watch` looks this often for a new snapshot file
+/// (a restarted daemon normally reuses the file and wakes us itself).
 const RESTART_CHECK: Duration = Duration::from_secs(1);
 
 /// An open snapshot file.
 pub struct Snapshot {
-    reader: SnapshotReader,
+    reader: Arc<SnapshotReader>,
     path: PathBuf,
     /// Device and inode of the file, to notice a daemon that made a new one.
     identity: Option<(u64, u64)>,
@@ -36,7 +35,7 @@ impl Snapshot {
     pub fn open(path: &Path) -> Result<Snapshot, Failure> {
         let identity = identity(path);
         match SnapshotReader::open(path) {
-            Ok(reader) => Ok(Snapshot { reader, path: path.to_owned(), identity }),
+            Ok(reader) => Ok(Snapshot { reader: Arc::new(reader), path: path.to_owned(), identity }),
             Err(e) if e.is_not_found() => Err(Failure::nothing_at("snapshot", path)),
             Err(e) => Err(Failure::Other(anyhow!(e).context(format!("cannot open the snapshot {}", path.display())))),
         }
@@ -67,6 +66,7 @@ impl Snapshot {
     /// `emit` fails. Waits on the snapshot's futex, not by polling.
     pub fn watch(mut self, mut emit: impl FnMut(&Status) -> Result<(), Failure>) -> Result<(), Failure> {
         let mut last: Option<Status> = None;
+        let mut exit_watched = None;
         loop {
             let status = self.status()?;
             let changed = match &last {
@@ -80,7 +80,14 @@ impl Snapshot {
             let running = status.running;
             last = Some(status);
             if running {
-                self.wait(generation, LIVENESS_CHECK)?;
+                // Sleep until a publish, or until the daemon process exits
+                // (a thread on its pidfd wakes us): no periodic wake-ups.
+                let pid = self.reader.read().map(|s| s.header.daemon_pid).unwrap_or(0);
+                if exit_watched != Some(pid) && self.reader.wake_on_exit(pid).is_ok() {
+                    exit_watched = Some(pid);
+                }
+                let timeout = if exit_watched == Some(pid) { None } else { Some(RESTART_CHECK * 5) };
+                self.wait_opt(generation, timeout)?;
             } else if !self.wait(generation, RESTART_CHECK)? {
                 self.reopen_if_replaced();
             }
@@ -88,8 +95,12 @@ impl Snapshot {
     }
 
     fn wait(&self, since: u64, timeout: Duration) -> Result<bool, Failure> {
+        self.wait_opt(since, Some(timeout))
+    }
+
+    fn wait_opt(&self, since: u64, timeout: Option<Duration>) -> Result<bool, Failure> {
         self.reader
-            .wait_for_change(since, Some(timeout))
+            .wait_once(since, timeout)
             .map_err(|e| Failure::Other(anyhow!(e).context("waiting for the next snapshot")))
     }
 
