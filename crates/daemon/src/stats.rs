@@ -208,7 +208,8 @@ impl Stats {
         for k in EventKind::ALL {
             let _ = writeln!(o, "pvm_events_total{{kind=\"{}\"}} {}", k.as_str(), self.events(k));
         }
-        let counters: [(&str, &str, u64); 8] = [
+        let (intern_hits, intern_misses) = crate::model::intern::counters();
+        let counters: [(&str, &str, u64); 10] = [
             ("publishes_total", "Snapshots published.", self.publishes),
             ("coalesced_events_total", "Events folded into an already pending publish.", self.coalesced),
             ("metadata_writes_total", "Routing decisions written to the default metadata.", self.route_writes),
@@ -217,6 +218,8 @@ impl Stats {
             ("errors_total", "Errors (config, routes file, PipeWire calls).", self.errors),
             ("reconnects_total", "Reconnections to PipeWire.", self.reconnects),
             ("latency_samples_total", "Publishes with a measured event-to-snapshot latency.", self.latency.count()),
+            ("interning_hits_total", "Property strings found in the intern table (no allocation).", intern_hits),
+            ("interning_misses_total", "Property strings added to the intern table.", intern_misses),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(o, "# HELP pvm_{name} {help}\n# TYPE pvm_{name} counter\npvm_{name} {value}");

@@ -4,6 +4,7 @@
 //! Plain data fed with [`GraphEvent`]s by the PipeWire edge; nothing here
 //! knows PipeWire types, so all of it is tested by replaying events.
 
+pub mod intern;
 pub mod props;
 pub mod volume;
 
@@ -147,7 +148,7 @@ impl Stream {
 #[derive(Clone, Debug)]
 pub struct App {
     /// The identity (see [`NodeProps::app_identity`]).
-    pub name: String,
+    pub name: intern::IStr,
     /// Stream ids, in order of appearance.
     pub streams: Vec<u32>,
 }
@@ -231,7 +232,7 @@ impl Mixer {
             self.relink_pending(id);
             Changed { visible: true, sinks: true, ..Changed::default() }
         } else if props.is_output_stream() {
-            let app = props.app_identity().to_owned();
+            let app = intern::intern(props.app_identity());
             self.streams.insert(id, Stream { id, props, ..Stream::default() });
             self.add_to_app(app, id);
             Changed { visible: true, stream: Some(id), ..Changed::default() }
@@ -266,12 +267,12 @@ impl Mixer {
             stream.running = r;
         }
         if let Some(p) = props {
-            let old_app = stream.props.app_identity().to_owned();
+            let old_app = intern::intern(stream.props.app_identity());
             let before = stream.props.clone();
             stream.props.merge(p);
             let first_info = !stream.info_seen;
             stream.info_seen = true;
-            let new_app = stream.props.app_identity().to_owned();
+            let new_app = intern::intern(stream.props.app_identity());
             if before != stream.props || first_info {
                 changed.visible = true;
                 changed.stream = Some(id);
@@ -397,7 +398,7 @@ impl Mixer {
         Changed::default()
     }
 
-    fn add_to_app(&mut self, name: String, stream: u32) {
+    fn add_to_app(&mut self, name: intern::IStr, stream: u32) {
         match self.apps.iter_mut().find(|a| a.name == name) {
             Some(app) => app.streams.push(stream),
             None => self.apps.push(App { name, streams: vec![stream] }),
@@ -405,7 +406,7 @@ impl Mixer {
     }
 
     fn remove_from_app(&mut self, name: &str, stream: u32) {
-        if let Some(pos) = self.apps.iter().position(|a| a.name == name) {
+        if let Some(pos) = self.apps.iter().position(|a| &*a.name == name) {
             let app = &mut self.apps[pos];
             app.streams.retain(|&s| s != stream);
             if app.streams.is_empty() {
@@ -456,7 +457,7 @@ impl Mixer {
 
     /// An app by name.
     pub fn app(&self, name: &str) -> Option<&App> {
-        self.apps.iter().find(|a| a.name == name)
+        self.apps.iter().find(|a| &*a.name == name)
     }
 
     /// `node.name` of the default sink, as the `default` metadata says.
@@ -473,7 +474,7 @@ impl Mixer {
             }
             for s in &app.streams {
                 let stream = self.streams.get(s).ok_or(format!("app {:?} lists unknown stream {s}", app.name))?;
-                if stream.props.app_identity() != app.name {
+                if stream.props.app_identity() != &*app.name {
                     return Err(format!(
                         "stream {s} is in app {:?} but is {:?}",
                         app.name,

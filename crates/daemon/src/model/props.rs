@@ -1,28 +1,30 @@
 //! The node properties the mixer cares about, picked out of PipeWire's
-//! property dictionaries by the edge.
+//! property dictionaries by the edge. Strings are interned.
+
+use super::intern::{intern, IStr};
 
 /// Properties of a node. Every field is optional because the registry's
 /// `global` event carries only a subset; the node's `info` brings the rest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeProps {
     /// `media.class`, e.g. `Audio/Sink`, `Stream/Output/Audio`.
-    pub media_class: Option<String>,
+    pub media_class: Option<IStr>,
     /// `node.name`.
-    pub node_name: Option<String>,
+    pub node_name: Option<IStr>,
     /// `node.description`.
-    pub description: Option<String>,
+    pub description: Option<IStr>,
     /// `object.serial`.
     pub serial: Option<u64>,
     /// `application.name`.
-    pub app_name: Option<String>,
+    pub app_name: Option<IStr>,
     /// `application.process.binary`.
-    pub binary: Option<String>,
+    pub binary: Option<IStr>,
     /// `application.id`, or the flatpak id from `pipewire.access.portal.app_id`.
-    pub app_id: Option<String>,
+    pub app_id: Option<IStr>,
     /// `media.role`.
-    pub role: Option<String>,
+    pub role: Option<IStr>,
     /// `media.name`.
-    pub media_name: Option<String>,
+    pub media_name: Option<IStr>,
     /// `node.dont-move` or `node.dont-reconnect` is true.
     pub pinned_by_app: bool,
     /// `device.id`.
@@ -43,7 +45,7 @@ impl NodeProps {
 
     /// Sets one property; unknown keys are ignored.
     pub fn set(&mut self, key: &str, value: &str) {
-        let s = || Some(value.to_owned());
+        let s = || Some(intern(value));
         match key {
             "media.class" => self.media_class = s(),
             "node.name" => self.node_name = s(),
