@@ -15,7 +15,11 @@ fn add_sink(d: &mut Daemon, id: u32, name: &str) {
     let props =
         NodeProps::from_pairs([("media.class", "Audio/Sink"), ("node.name", name), ("object.serial", serial.as_str())]);
     d.on_graph_event(GraphEvent::NodeAdded { id, props });
-    d.on_graph_event(GraphEvent::NodeVolume { id, channels: Some(vec![1.0, 1.0]), muted: Some(false) });
+    d.on_graph_event(GraphEvent::NodeVolume {
+        id,
+        channels: Some([1.0, 1.0].into_iter().collect()),
+        muted: Some(false),
+    });
 }
 
 fn add_stream(d: &mut Daemon, id: u32, app: &str) {

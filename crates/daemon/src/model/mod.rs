@@ -11,6 +11,7 @@ pub mod volume;
 use std::collections::{BTreeMap, HashMap};
 
 pub use props::NodeProps;
+pub use volume::Channels;
 
 /// Something PipeWire told us, translated into plain data.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +37,7 @@ pub enum GraphEvent {
         /// Node id.
         id: u32,
         /// `channelVolumes` (linear), if present.
-        channels: Option<Vec<f32>>,
+        channels: Option<Channels>,
         /// `mute`, if present.
         muted: Option<bool>,
     },
@@ -49,7 +50,7 @@ pub enum GraphEvent {
         /// Route `device` (matches the node's `card.profile.device`).
         route_device: i32,
         /// `channelVolumes` (linear), if present.
-        channels: Option<Vec<f32>>,
+        channels: Option<Channels>,
         /// `mute`, if present.
         muted: Option<bool>,
     },
@@ -97,7 +98,7 @@ pub struct Sink {
     /// Properties.
     pub props: NodeProps,
     /// Linear channel volumes.
-    pub channels: Vec<f32>,
+    pub channels: Channels,
     /// Mute.
     pub muted: bool,
     /// Whether volume and mute come from a device route.
@@ -125,7 +126,7 @@ pub struct Stream {
     /// Whether the node is running.
     pub running: bool,
     /// Linear channel volumes.
-    pub channels: Vec<f32>,
+    pub channels: Channels,
     /// Mute.
     pub muted: bool,
     /// `(link id, sink id)` of each link from this stream to a sink.
@@ -285,7 +286,7 @@ impl Mixer {
         changed
     }
 
-    fn node_volume(&mut self, id: u32, channels: Option<Vec<f32>>, muted: Option<bool>) -> Changed {
+    fn node_volume(&mut self, id: u32, channels: Option<Channels>, muted: Option<bool>) -> Changed {
         let (ch, mu) = if let Some(sink) = self.sinks.get_mut(&id) {
             if sink.device_backed {
                 // The device route is the source of truth for this sink.
@@ -314,7 +315,7 @@ impl Mixer {
         device: u32,
         index: i32,
         route_device: i32,
-        channels: Option<Vec<f32>>,
+        channels: Option<Channels>,
         muted: Option<bool>,
     ) -> Changed {
         let Some(sink_ids) = self.devices.get(&device) else {

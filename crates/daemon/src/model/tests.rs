@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use smallvec::smallvec;
 
 fn sink(name: &str, serial: u64) -> NodeProps {
     NodeProps::from_pairs([("media.class", "Audio/Sink"), ("node.name", name), ("object.serial", &serial.to_string())])
@@ -66,9 +67,9 @@ fn info_can_regroup_a_stream() {
 fn volumes_and_default() {
     let mut m = Mixer::new();
     m.apply(added(30, sink("speakers", 100)));
-    let c = m.apply(GraphEvent::NodeVolume { id: 30, channels: Some(vec![0.125, 0.125]), muted: Some(true) });
+    let c = m.apply(GraphEvent::NodeVolume { id: 30, channels: Some(smallvec![0.125, 0.125]), muted: Some(true) });
     assert!(c.visible);
-    let c = m.apply(GraphEvent::NodeVolume { id: 30, channels: Some(vec![0.125, 0.125]), muted: Some(true) });
+    let c = m.apply(GraphEvent::NodeVolume { id: 30, channels: Some(smallvec![0.125, 0.125]), muted: Some(true) });
     assert!(!c.visible, "same values are not a change");
     assert!(m.sink(30).unwrap().muted);
     m.apply(GraphEvent::DefaultSink { name: Some("speakers".into()) });
@@ -91,7 +92,7 @@ fn device_route_drives_device_backed_sink() {
         device: 7,
         index: 1,
         route_device: 4,
-        channels: Some(vec![1.0]),
+        channels: Some(smallvec![1.0]),
         muted: Some(true),
     });
     assert!(!m.sink(30).unwrap().device_backed);
@@ -99,7 +100,7 @@ fn device_route_drives_device_backed_sink() {
         device: 7,
         index: 2,
         route_device: 3,
-        channels: Some(vec![0.5, 0.5]),
+        channels: Some(smallvec![0.5, 0.5]),
         muted: Some(false),
     });
     assert!(c.visible);
@@ -107,8 +108,8 @@ fn device_route_drives_device_backed_sink() {
     assert!(s.device_backed);
     assert_eq!(s.route, Some((2, 3)));
     // The node's own Props (soft volume) no longer override the route.
-    m.apply(GraphEvent::NodeVolume { id: 30, channels: Some(vec![1.0, 1.0]), muted: None });
-    assert_eq!(m.sink(30).unwrap().channels, vec![0.5, 0.5]);
+    m.apply(GraphEvent::NodeVolume { id: 30, channels: Some(smallvec![1.0, 1.0]), muted: None });
+    assert_eq!(&m.sink(30).unwrap().channels[..], &[0.5, 0.5]);
 }
 
 #[test]
@@ -149,7 +150,7 @@ fn arb_event() -> impl Strategy<Value = GraphEvent> {
         (0u32..112).prop_map(|id| GraphEvent::Removed { id }),
         (id, any::<bool>()).prop_map(|(id, m)| GraphEvent::NodeVolume {
             id,
-            channels: Some(vec![0.5]),
+            channels: Some(smallvec![0.5]),
             muted: Some(m)
         }),
     ]

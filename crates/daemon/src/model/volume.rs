@@ -4,6 +4,9 @@
 //! and status bars show the cubic scale (`linear = v^3`). Everything the user
 //! sees or types is cubic; everything sent to PipeWire is linear.
 
+/// Linear channel volumes; up to 8 channels are stored inline.
+pub type Channels = smallvec::SmallVec<[f32; 8]>;
+
 /// Cubic (user-facing) value of a linear amplitude.
 pub fn cubic_from_linear(linear: f32) -> f32 {
     linear.max(0.0).cbrt()

@@ -10,11 +10,13 @@ use pipewire::spa::pod::{Object, Pod, Property, PropertyFlags, Value, ValueArray
 use pipewire::spa::sys as spa_sys;
 use pipewire::spa::utils::Id;
 
+use crate::model::Channels;
+
 /// Volume and mute found in a `Props` object.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct VolumeProps {
     /// `channelVolumes`, linear.
-    pub channels: Option<Vec<f32>>,
+    pub channels: Option<Channels>,
     /// `mute`.
     pub muted: Option<bool>,
 }
@@ -56,7 +58,7 @@ pub fn parse_route(pod: &Pod) -> Option<RouteInfo> {
 }
 
 /// Reads a pod of type Array of Float from its bytes (header included).
-fn float_array(bytes: &[u8]) -> Option<Vec<f32>> {
+fn float_array(bytes: &[u8]) -> Option<Channels> {
     let u32_at = |off: usize| -> Option<u32> { Some(u32::from_ne_bytes(bytes.get(off..off + 4)?.try_into().ok()?)) };
     let size = u32_at(0)? as usize;
     if u32_at(4)? != spa_sys::SPA_TYPE_Array {
@@ -116,7 +118,7 @@ mod tests {
         let bytes = build_props(Some(&[0.125, 0.25]), Some(true));
         let pod = Pod::from_bytes(&bytes).unwrap();
         let v = parse_props(pod).unwrap();
-        assert_eq!(v.channels, Some(vec![0.125, 0.25]));
+        assert_eq!(v.channels.as_deref(), Some(&[0.125, 0.25][..]));
         assert_eq!(v.muted, Some(true));
     }
 
@@ -133,7 +135,7 @@ mod tests {
         let r = parse_route(Pod::from_bytes(&bytes).unwrap()).unwrap();
         assert_eq!(r.index, 2);
         assert_eq!(r.device, 5);
-        assert_eq!(r.volume.channels, Some(vec![0.5, 0.5]));
+        assert_eq!(r.volume.channels.as_deref(), Some(&[0.5, 0.5][..]));
         assert_eq!(r.volume.muted, Some(false));
     }
 
