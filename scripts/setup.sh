@@ -10,7 +10,7 @@
 set -euo pipefail
 
 need=(pipewire pipewire-bin pipewire-pulse wireplumber libpipewire-0.3-dev libspa-0.2-dev
-      clang libclang-dev pkg-config dbus dbus-daemon pulseaudio-utils python3 gcc)
+      clang libclang-dev pkg-config dbus dbus-daemon pulseaudio-utils python3 gcc systemd)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -95,11 +95,25 @@ fn run(args: Args) -> Result<()> {
 
     // The snapshot file's lock is the one-daemon-per-user guard: take it
     // before touching the socket.
-    let writer = pvm_ipc::writer::SnapshotWriter::create(&shm).context("cannot create the snapshot")?;
-    let control = control::ControlServer::bind(&socket).context("cannot create the control socket")?;
-    if let Some(dir) = stats.parent().filter(|d| !d.as_os_str().is_empty()) {
-        control::socket_path::private_dir(dir).context("cannot create the stats directory")?;
-    }
+    let mut writer = pvm_ipc::writer::SnapshotWriter::create(&shm).context("cannot create the snapshot")?;
+    let control = control::ControlServer::bind(&socket).context("cannot create the control socket");
+    let stats_dir = stats.parent().filter(|d| !d.as_os_str().is_empty());
+    let stats_dir =
+        stats_dir.map_or(Ok(()), control::socket_path::private_dir).context("cannot create the stats directory");
+    // On failure, leave no socket behind, and a snapshot that readers do not
+    // take for a live daemon's.
+    let control = match (control, stats_dir) {
+        (Ok(control), Ok(())) => control,
+        (Ok(control), Err(e)) => {
+            control.remove_socket();
+            writer.mark_stopped();
+            return Err(e);
+        }
+        (Err(e), _) => {
+            writer.mark_stopped();
+            return Err(e);
+        }
+    };
     raise_fd_limit();
 
     pipewire::init();

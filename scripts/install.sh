@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Installs pipewire-volume-mixer for the current user, or removes it again.
+#
+#   scripts/install.sh              build (release), install, print how to start it
+#   scripts/install.sh --enable     ... and start it now and at every login
+#   scripts/install.sh --no-build   install binaries already in target/release
+#   scripts/install.sh --uninstall  stop it and remove everything it installed
+#
+# Where things go (nothing needs root):
+#   ${PREFIX:-~/.local}/bin/           pipewire-volume-mixer-daemon, pvmctl
+#   ${PREFIX:-~/.local}/share/man/man1 pvmctl.1
+#   ~/.config/systemd/user/            pipewire-volume-mixer.service
+#   bash: ~/.local/share/bash-completion/completions/pvmctl
+#   zsh:  ~/.local/share/zsh/site-functions/_pvmctl
+#   fish: ~/.config/fish/completions/pvmctl.fish
+# ($XDG_CONFIG_HOME and $XDG_DATA_HOME are honoured.)
+#
+# The config file (~/.config/pipewire-volume-mixer/config.toml) and the
+# persisted routes are yours: install never writes them, uninstall keeps them.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+unit_name=pipewire-volume-mixer.service
+binaries=(pipewire-volume-mixer-daemon pvmctl)
+
+prefix=${PREFIX:-$HOME/.local}
+bindir=$prefix/bin
+mandir=$prefix/share/man/man1
+config_home=${XDG_CONFIG_HOME:-$HOME/.config}
+data_home=${XDG_DATA_HOME:-$HOME/.local/share}
+unit_dir=$config_home/systemd/user
+bash_completion=$data_home/bash-completion/completions/pvmctl
+zsh_completion=$data_home/zsh/site-functions/_pvmctl
+fish_completion=$config_home/fish/completions/pvmctl.fish
+
+usage() {
+  sed -n '2,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+say() { printf 'install: %s\n' "$*" >&2; }
+
+have_user_systemd() {
+  command -v systemctl >/dev/null && systemctl --user show-environment >/dev/null 2>&1
+}
+
+# Writes the unit with ExecStart= pointing at the installed daemon. `%` is a
+# specifier character for systemd and a blank would split the command line,
+# so the path is escaped and quoted.
+write_unit() {
+  local daemon=$bindir/pipewire-volume-mixer-daemon
+  local escaped=${daemon//%/%%}
+  escaped=${escaped//\\/\\\\}
+  escaped=${escaped//\"/\\\"}
+  local line found=0
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line == ExecStart=* ]]; then
+      local rest=${line#ExecStart=}
+      rest=${rest#* }   # drop the executable, keep the arguments
+      [ "$rest" = "${line#ExecStart=}" ] && rest=""
+      line="ExecStart=\"$escaped\"${rest:+ $rest}"
+      found=1
+    fi
+    printf '%s\n' "$line"
+  done <"$repo/contrib/systemd/$unit_name" >"$unit_dir/$unit_name.tmp"
+  [ "$found" -eq 1 ] || { say "no ExecStart= in contrib/systemd/$unit_name"; exit 1; }
+  chmod 644 "$unit_dir/$unit_name.tmp"
+  mv -f "$unit_dir/$unit_name.tmp" "$unit_dir/$unit_name"
+}
+
+install_all() {
+  local build=$1 enable=$2
+  if [ "$build" -eq 1 ]; then
+    say "building (cargo build --release --locked)"
+    (cd "$repo" && cargo build --release --locked -p pipewire-volume-mixer-daemon -p pvmctl)
+  fi
+  local target_dir=${CARGO_TARGET_DIR:-$repo/target}
+  for b in "${binaries[@]}"; do
+    [ -x "$target_dir/release/$b" ] || { say "$target_dir/release/$b is missing; run without --no-build"; exit 1; }
+  done
+
+  mkdir -p "$bindir" "$mandir" "$unit_dir" "$(dirname "$bash_completion")" \
+    "$(dirname "$zsh_completion")" "$(dirname "$fish_completion")"
+  for b in "${binaries[@]}"; do
+    # Copy, then rename: replacing a running binary in place would fail (ETXTBSY).
+    install -m 755 "$target_dir/release/$b" "$bindir/.$b.new"
+    mv -f "$bindir/.$b.new" "$bindir/$b"
+    say "installed $bindir/$b"
+  done
+  local pvmctl=$bindir/pvmctl
+  "$pvmctl" man >"$mandir/pvmctl.1"
+  "$pvmctl" completions bash >"$bash_completion"
+  "$pvmctl" completions zsh >"$zsh_completion"
+  "$pvmctl" completions fish >"$fish_completion"
+  say "installed the man page and bash, zsh and fish completions"
+  write_unit
+  say "installed $unit_dir/$unit_name"
+
+  case ":$PATH:" in
+    *":$bindir:"*) ;;
+    *) say "note: $bindir is not in \$PATH" ;;
+  esac
+  [ -e "$config_home/pipewire-volume-mixer/config.toml" ] ||
+    say "no config yet: copy $repo/examples/config.toml to $config_home/pipewire-volume-mixer/config.toml and edit it"
+
+  local start="systemctl --user daemon-reload && systemctl --user enable --now pipewire-volume-mixer"
+  if [ "$enable" -eq 1 ]; then
+    have_user_systemd || { say "no systemd user manager reachable; run this in your session: $start"; exit 1; }
+    systemctl --user daemon-reload
+    systemctl --user enable --now pipewire-volume-mixer
+    # A running daemon keeps the old binary: restart it onto the new one.
+    systemctl --user try-restart pipewire-volume-mixer
+    say "started; check with: pvmctl status"
+  else
+    say "to start it now and at every login, run:"
+    printf '  %s\n' "$start"
+  fi
+}
+
+uninstall_all() {
+  if have_user_systemd; then
+    systemctl --user disable --now pipewire-volume-mixer 2>/dev/null || true
+  fi
+  local removed=0
+  for f in "$unit_dir/$unit_name" "$bindir/pipewire-volume-mixer-daemon" "$bindir/pvmctl" \
+    "$mandir/pvmctl.1" "$bash_completion" "$zsh_completion" "$fish_completion"; do
+    if [ -e "$f" ] || [ -L "$f" ]; then
+      rm -f "$f"
+      say "removed $f"
+      removed=$((removed + 1))
+    fi
+  done
+  if have_user_systemd; then
+    systemctl --user daemon-reload
+    systemctl --user reset-failed pipewire-volume-mixer 2>/dev/null || true
+  fi
+  [ "$removed" -gt 0 ] || say "nothing was installed under $prefix"
+  say "kept your config and routes ($config_home/pipewire-volume-mixer, ${XDG_STATE_HOME:-$HOME/.local/state}/pipewire-volume-mixer); delete them by hand if you want"
+}
+
+build=1 enable=0 uninstall=0
+for arg in "$@"; do
+  case $arg in
+    --enable) enable=1 ;;
+    --no-build) build=0 ;;
+    --uninstall) uninstall=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) say "unknown option: $arg"; usage >&2; exit 2 ;;
+  esac
+done
+
+if [ "$uninstall" -eq 1 ]; then
+  uninstall_all
+else
+  install_all "$build" "$enable"
+fi
