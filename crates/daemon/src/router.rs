@@ -130,8 +130,10 @@ impl Router {
     /// Records a `default` metadata property change.
     pub fn observe_metadata(&mut self, subject: u32, key: Option<&str>, value: Option<&str>) {
         match (key, value) {
+            // Every key of this subject was removed (PipeWire does this when
+            // the subject's global goes away); other subjects keep theirs.
             (None, _) => {
-                self.seen.clear();
+                self.seen.remove(&subject);
             }
             (Some("target.object"), Some(v)) => {
                 self.seen.insert(subject, v.to_owned());
@@ -174,7 +176,13 @@ impl Router {
 
     fn act(&mut self, mixer: &Mixer, stream: &Stream, target: Option<&Target>) -> Option<RouteAction> {
         if !stream.movable() {
-            return None;
+            // `node.dont-move` / `node.dont-reconnect` often arrive only with
+            // the info, after a pin written at the global: take that pin back,
+            // and never write one.
+            return self.pins.remove(&stream.id).map(|_| {
+                self.seen.remove(&stream.id);
+                RouteAction::Unpin { stream: stream.id }
+            });
         }
         let Some(target) = target else {
             // The session manager decides: take back a pin of ours, if any.
@@ -191,9 +199,12 @@ impl Router {
         if self.pins.get(&stream.id) == Some(&pin) {
             return None;
         }
-        self.pins.insert(stream.id, pin);
-        if self.seen.get(&stream.id).map(String::as_str) == Some(serial.to_string().as_str()) {
-            // Already there (restored by the session manager): nothing to write.
+        let first = self.pins.insert(stream.id, pin).is_none();
+        // Already there (restored by the session manager): nothing to write.
+        // Only for a stream we never wrote to: once our own writes are in
+        // flight, what the metadata last reported may be the echo of an older
+        // write of ours, not the value it holds now.
+        if first && self.seen.get(&stream.id).map(String::as_str) == Some(serial.to_string().as_str()) {
             return None;
         }
         Some(RouteAction::Pin { stream: stream.id, sink_serial: serial, sink_id: sink.id })

@@ -203,6 +203,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
     /// Sends `signal` (e.g. `libc::SIGHUP`) to the daemon process.
     pub fn kill(&mut self, signal: libc::c_int) -> Result<()> {
         if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGKILL | libc::SIGQUIT) {

@@ -1,4 +1,5 @@
 //! The PipeWire edge: the connection and the params we read and write.
 
 pub mod params;
+pub mod priority;
 pub mod session;

@@ -115,6 +115,57 @@ fn dont_move_streams_are_not_pinned() {
 }
 
 #[test]
+fn dont_move_learned_from_the_info_takes_back_the_global_time_pin() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let policy = Policy { rules: &rules, routes: &routes };
+    let mut r = Router::new();
+    assert!(matches!(r.decide(&m, &policy, 40), Some(RouteAction::Pin { .. })), "pinned at the global");
+    info(&mut m, 40, &[("application.name", "Game X"), ("node.dont-move", "true")]);
+    assert_eq!(r.decide(&m, &policy, 40), Some(RouteAction::Unpin { stream: 40 }));
+    assert!(!r.is_pinned(40));
+    assert_eq!(r.decide(&m, &policy, 40), None, "never pinned again");
+}
+
+#[test]
+fn clearing_one_subject_keeps_what_was_seen_of_the_others() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let mut r = Router::new();
+    r.observe_metadata(40, Some("target.object"), Some("101"));
+    r.observe_metadata(77, None, None);
+    assert_eq!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40), None, "101 is still known for 40");
+}
+
+#[test]
+fn late_echo_of_an_older_write_does_not_suppress_switching_back() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    sink(&mut m, 32, "chat", 102);
+    stream(&mut m, 40, &[("application.name", "Switcher")]);
+    let (_d, mut routes) = store();
+    let none = RuleSet::default();
+    let mut r = Router::new();
+    routes.set("Switcher".into(), "game".into());
+    assert!(r.decide(&m, &Policy { rules: &none, routes: &routes }, 40).is_some());
+    routes.set("Switcher".into(), "chat".into());
+    assert!(r.decide(&m, &Policy { rules: &none, routes: &routes }, 40).is_some());
+    // The echo of the first write (game) arrives only now; the metadata holds chat.
+    r.observe_metadata(40, Some("target.object"), Some("101"));
+    routes.set("Switcher".into(), "game".into());
+    assert_eq!(
+        r.decide(&m, &Policy { rules: &none, routes: &routes }, 40),
+        Some(RouteAction::Pin { stream: 40, sink_serial: 101, sink_id: 31 })
+    );
+}
+
+#[test]
 fn missing_sink_waits_and_reappearing_sink_is_pinned_again() {
     let mut m = Mixer::new();
     sink(&mut m, 31, "game", 101);
