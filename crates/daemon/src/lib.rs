@@ -8,6 +8,7 @@
 //! Everything except [`pw`] and [`runtime`] is plain Rust, tested without
 //! PipeWire.
 
+pub mod alloc_count;
 pub mod atomic_file;
 pub mod config;
 pub mod control;

@@ -57,6 +57,10 @@ fn init_logging(debug: bool) {
     registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false)).init();
 }
 
+#[cfg(feature = "count-alloc")]
+#[global_allocator]
+static ALLOCATOR: pipewire_volume_mixer_daemon::alloc_count::Counting = pipewire_volume_mixer_daemon::alloc_count::Counting;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.debug);
@@ -117,16 +121,25 @@ fn run(args: Args) -> Result<()> {
     raise_fd_limit();
 
     pipewire::init();
-    // The loop lives as long as the process: sources registered on it can
-    // then be stored anywhere ('static), and nothing outlives it.
+    // The loop outlives everything registered on it: sources can then be
+    // stored anywhere ('static). It is freed once the runtime is gone.
     let main_loop: &'static pipewire::main_loop::MainLoopRc =
         Box::leak(Box::new(pipewire::main_loop::MainLoopRc::new(None).context("cannot create the main loop")?));
 
     let config_watch = runtime::ConfigWatch::new(&config_path);
     let daemon = daemon::Daemon::new(daemon::Files { config: config_path, state }, config, routes);
-    let rt = runtime::Runtime::new(main_loop, daemon, writer, control, runtime::RuntimeFiles { stats }, config_watch);
-    tracing::info!(shm = %shm.display(), socket = %socket.display(), "started");
-    rt.run()
+    let result = {
+        let rt = runtime::Runtime::new(main_loop, daemon, writer, control, runtime::RuntimeFiles { stats }, config_watch);
+        tracing::info!(shm = %shm.display(), socket = %socket.display(), "started");
+        rt.run()
+    };
+    // SAFETY: `main_loop` is the box leaked above, and this is its only
+    // release. The runtime was its only borrower (its sources and callbacks
+    // hold the `'static` reference) and was dropped at the end of the block
+    // above (its callbacks hold only weak references to it, so no cycle
+    // keeps it alive); nothing uses the reference after this line.
+    drop(unsafe { Box::from_raw(std::ptr::from_ref(main_loop).cast_mut()) });
+    result
 }
 
 /// Up to [`control::server::MAX_CLIENTS`] connections need as many fds.

@@ -250,6 +250,12 @@ impl Stats {
                 "# HELP pvm_rss_peak_bytes Peak resident set size.\n# TYPE pvm_rss_peak_bytes gauge\npvm_rss_peak_bytes {peak}"
             );
         }
+        if let Some(n) = crate::alloc_count::allocations() {
+            let _ = writeln!(
+                o,
+                "# HELP pvm_heap_allocations_total Heap allocations so far (feature count-alloc).\n# TYPE pvm_heap_allocations_total counter\npvm_heap_allocations_total {n}"
+            );
+        }
         let _ = writeln!(
             o,
             "# HELP pvm_uptime_seconds Seconds since the daemon started.\n# TYPE pvm_uptime_seconds gauge\npvm_uptime_seconds {}",

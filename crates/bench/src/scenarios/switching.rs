@@ -1,0 +1,74 @@
+//! Scenario 5: rapid sink switching through ROUTE, 100 times a second.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use pvm_ipc::client::Client;
+use pvm_ipc::protocol::{Request, Response};
+use testbed::AppSpec;
+
+use super::{sleep_until, Config, Rig, SINKS, TIMEOUT};
+use crate::measure::Summary;
+use crate::report::Report;
+
+pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
+    report.section("5. Rapid sink switching: ROUTE between 4 sinks, 100/s");
+    let rig = Rig::start(false, None)?;
+    let app = "Switcher";
+    let _player = rig.bed.spawn_app(&AppSpec::new(app))?;
+    let stream = rig
+        .probe
+        .wait_until(TIMEOUT, "the stream linked", |r| {
+            r.streams_of(app).first().is_some_and(|s| !r.live_links_from(s.id).is_empty())
+        })?
+        .streams_of(app)[0]
+        .id;
+    let sink_ids: Vec<u32> = SINKS.iter().map(|s| rig.sink_id(s)).collect::<Result<_>>()?;
+    let mut client = Client::connect(&rig.daemon.socket)?;
+    let count = cfg.pick(1000, 50);
+    let period = Duration::from_millis(10);
+    let (mut sent, mut answered, mut errors) = (Vec::new(), Vec::new(), 0usize);
+    let start = Instant::now();
+    for i in 0..count {
+        sleep_until(start + period * i as u32);
+        let sink = SINKS[(i + 1) % SINKS.len()];
+        sent.push(Instant::now());
+        let response = client.request(&Request::Route { app: app.into(), sink: sink.into(), create_pending: false })?;
+        answered.push(Instant::now());
+        if let Response::Error(e) = response {
+            errors += 1;
+            eprintln!("ROUTE {i} -> {sink}: ERROR {e}");
+        }
+    }
+    let last = sink_ids[count % SINKS.len()];
+    std::thread::sleep(Duration::from_secs(1));
+    rig.probe.sync()?;
+    let (mut latency, mut superseded) = (Vec::new(), 0usize);
+    let left_behind = rig.probe.with(|r| {
+        for i in 0..count {
+            let target = sink_ids[(i + 1) % SINKS.len()];
+            let next = sent.get(i + 1).copied();
+            match r.first_link_after(stream, target, sent[i]) {
+                Some(link) if next.is_none_or(|n| link.appeared < n) => {
+                    latency.push(link.appeared.saturating_duration_since(answered[i]));
+                }
+                _ => superseded += 1,
+            }
+        }
+        r.live_links_from(stream).iter().filter(|l| l.input_node != last).count()
+    });
+    let linked_to_last = rig.probe.with(|r| r.live_links_from(stream).iter().any(|l| l.input_node == last));
+    if !linked_to_last {
+        bail!("after the last ROUTE the stream is not linked to its sink");
+    }
+    let note = format!("{count} ROUTEs in {:.1} s", sent[count - 1].duration_since(start).as_secs_f64());
+    report.dist("ROUTE OK -> stream linked to the new sink", "ms", Summary::of_ms(&latency), &note);
+    report.value("ROUTEs answered ERROR", errors.to_string(), "");
+    report.value(
+        "ROUTEs overtaken by the next one before their link appeared",
+        superseded.to_string(),
+        "the session manager links the latest target; not a failure",
+    );
+    report.value("links left to another sink after the last ROUTE", left_behind.to_string(), "after 1 s");
+    Ok(())
+}

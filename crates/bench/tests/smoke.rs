@@ -1,0 +1,29 @@
+//! The benchmark runs end to end (shortened) and writes every section.
+
+use std::process::Command;
+
+#[test]
+fn quick_run_writes_every_scenario_to_the_results() {
+    let out = std::env::temp_dir().join(format!("pvm-bench-smoke-{}.md", std::process::id()));
+    let status =
+        Command::new(env!("CARGO_BIN_EXE_bench")).args(["all", "--quick", "--out"]).arg(&out).status().unwrap();
+    let results = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    assert!(status.success(), "bench failed ({status}):\n{results}");
+    for section in [
+        "## Machine",
+        "## 1. Event-to-snapshot latency",
+        "## 2. Load",
+        "## 3. Idle",
+        "## 4. Start-up",
+        "## 5. Rapid sink switching",
+        "## 7. Side by side",
+        "## 8. Leaks",
+    ] {
+        assert!(results.contains(section), "missing {section:?} in:\n{results}");
+    }
+    for figure in ["daemon minus floor", "daemon CPU idle", "exec -> READY=1", "wpctl set-volume", "definitely lost"] {
+        assert!(results.contains(figure), "missing {figure:?} in:\n{results}");
+    }
+    assert!(!results.contains("FAILED"), "a scenario failed:\n{results}");
+}
