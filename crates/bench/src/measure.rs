@@ -34,7 +34,16 @@ impl Summary {
 
 /// CPU time (user + system) of process `pid` so far.
 pub fn cpu_time(pid: u32) -> Duration {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
+    cpu_time_of(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time of thread `tid` of this process so far.
+pub fn thread_cpu_time(tid: u32) -> Duration {
+    cpu_time_of(&format!("/proc/self/task/{tid}/stat"))
+}
+
+fn cpu_time_of(path: &str) -> Duration {
+    let Ok(stat) = fs::read_to_string(path) else { return Duration::ZERO };
     let Some(close) = stat.rfind(')') else { return Duration::ZERO };
     let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
     // Fields 14 and 15 (utime, stime), counted from 1 with the name as field 2.

@@ -62,6 +62,8 @@ pub struct Record {
     pub volumes: Vec<VolumeSeen>,
     /// When each volume request was handed to PipeWire, by request number.
     pub sent: Vec<Instant>,
+    /// The probe thread's kernel thread id, for its CPU time.
+    pub tid: u32,
     syncs_done: u64,
 }
 
@@ -208,6 +210,9 @@ fn run(
     ready: &mpsc::Sender<Result<(), String>>,
 ) {
     pw::init();
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as u32;
+    shared.update(|r| r.tid = tid);
     let connected = (|| -> Result<_, pw::Error> {
         let main_loop = pw::main_loop::MainLoopRc::new(None)?;
         let context = pw::context::ContextRc::new(&main_loop, None)?;

@@ -68,6 +68,8 @@ pub struct Daemon {
     connected: bool,
     /// State changed since the last publish.
     dirty: bool,
+    /// App slots changed since the last publish (implies `dirty`).
+    apps_dirty: bool,
     /// When the oldest unpublished change arrived.
     pending_since: Option<Instant>,
     actions: Vec<Action>,
@@ -89,6 +91,7 @@ impl Daemon {
             files,
             connected: false,
             dirty: true,
+            apps_dirty: true,
             pending_since: None,
             actions: Vec::new(),
             staging: Snapshot::new_boxed(),
@@ -123,6 +126,13 @@ impl Daemon {
     }
 
     fn mark_dirty(&mut self, at: Instant) {
+        self.apps_dirty = true;
+        self.mark_sinks_dirty(at);
+    }
+
+    /// Like [`Daemon::mark_dirty`] for a change that only sink slots show
+    /// (a sink's volume or mute): the next publish keeps the app slots.
+    fn mark_sinks_dirty(&mut self, at: Instant) {
         if !self.dirty {
             self.dirty = true;
         }
@@ -158,6 +168,12 @@ impl Daemon {
             GraphEvent::Removed { id } => Some(id),
             _ => None,
         };
+        // A sink's volume or mute shows in its slot only.
+        let sink_only = match &event {
+            GraphEvent::NodeVolume { id, .. } => self.mixer.sink(*id).is_some(),
+            GraphEvent::DeviceRoute { .. } => true,
+            _ => false,
+        };
         let changed = self.mixer.apply(event);
         if let Some(id) = removed {
             if self.mixer.stream(id).is_none() {
@@ -176,7 +192,11 @@ impl Daemon {
             }
         }
         if changed.visible || changed.stream.is_some() {
-            self.mark_dirty(start);
+            if sink_only && !changed.sinks && changed.stream.is_none() {
+                self.mark_sinks_dirty(start);
+            } else {
+                self.mark_dirty(start);
+            }
         }
         self.stats.count_event(kind);
         self.trace.record(start, kind, subject, start.elapsed());
@@ -229,18 +249,26 @@ impl Daemon {
     /// Writes the current state into the staging snapshot and returns it for
     /// the writer. Clears the dirty flag and records the latency.
     pub fn snapshot_for_publish(&mut self) -> &Snapshot {
-        crate::snapshot::fill(&mut self.staging, &self.mixer, &self.router, self.connected);
+        crate::snapshot::fill(&mut self.staging, &self.mixer, &self.router, self.connected, self.apps_dirty);
         self.dirty = false;
+        self.apps_dirty = false;
         if let Some(since) = self.pending_since.take() {
             self.stats.record_publish(since.elapsed());
         }
         &self.staging
     }
 
+    /// Records the generation the writer gave the last publish, so that the
+    /// JSON of `STATUS` and `SUBSCRIBE` carries it as the snapshot does.
+    pub fn published(&mut self, generation: u64) {
+        self.staging.header.generation = generation;
+    }
+
     /// The last filled snapshot as status JSON.
     pub fn status_json(&mut self) -> String {
         if self.dirty {
-            crate::snapshot::fill(&mut self.staging, &self.mixer, &self.router, self.connected);
+            crate::snapshot::fill(&mut self.staging, &self.mixer, &self.router, self.connected, self.apps_dirty);
+            self.apps_dirty = false;
         }
         let status = Status::from(&*self.staging);
         serde_json::to_string(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))

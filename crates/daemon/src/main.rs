@@ -59,7 +59,8 @@ fn init_logging(debug: bool) {
 
 #[cfg(feature = "count-alloc")]
 #[global_allocator]
-static ALLOCATOR: pipewire_volume_mixer_daemon::alloc_count::Counting = pipewire_volume_mixer_daemon::alloc_count::Counting;
+static ALLOCATOR: pipewire_volume_mixer_daemon::alloc_count::Counting =
+    pipewire_volume_mixer_daemon::alloc_count::Counting;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -129,7 +130,8 @@ fn run(args: Args) -> Result<()> {
     let config_watch = runtime::ConfigWatch::new(&config_path);
     let daemon = daemon::Daemon::new(daemon::Files { config: config_path, state }, config, routes);
     let result = {
-        let rt = runtime::Runtime::new(main_loop, daemon, writer, control, runtime::RuntimeFiles { stats }, config_watch);
+        let rt =
+            runtime::Runtime::new(main_loop, daemon, writer, control, runtime::RuntimeFiles { stats }, config_watch);
         tracing::info!(shm = %shm.display(), socket = %socket.display(), "started");
         rt.run()
     };

@@ -357,7 +357,8 @@ impl Runtime {
             return;
         }
         let snapshot = daemon.snapshot_for_publish();
-        self.writer.borrow_mut().publish(snapshot);
+        let generation = self.writer.borrow_mut().publish(snapshot);
+        daemon.published(generation);
         let mut control = self.control.borrow_mut();
         if control.has_subscribers() {
             let json = daemon.status_json();

@@ -8,9 +8,11 @@ use pvm_ipc::layout::{
 use crate::model::{volume, Mixer};
 use crate::router::Router;
 
-/// Writes the whole state into `snap` (header counts and flags, every slot).
-/// The writer sets the seqlock fields.
-pub fn fill(snap: &mut Snapshot, mixer: &Mixer, router: &Router, connected: bool) {
+/// Writes the state into `snap` (header counts and flags, every sink slot,
+/// and every app slot when `apps` is set; otherwise the app slots are left as
+/// the last fill wrote them, which is right when only sinks changed). The
+/// writer sets the seqlock fields.
+pub fn fill(snap: &mut Snapshot, mixer: &Mixer, router: &Router, connected: bool, apps: bool) {
     let mut flags = header_flags::RUNNING;
     if connected {
         flags |= header_flags::CONNECTED;
@@ -51,6 +53,27 @@ pub fn fill(snap: &mut Snapshot, mixer: &Mixer, router: &Router, connected: bool
         flags |= header_flags::SINKS_OVERFLOW;
     }
 
+    if apps {
+        fill_apps(snap, mixer, router);
+    }
+    let n_apps = snap.header.app_count as usize;
+    let apps_truncated =
+        snap.apps[..n_apps].iter().any(|a| a.flags & (app_flags::NAME_TRUNCATED | app_flags::SINK_TRUNCATED) != 0);
+    if mixer.apps().len() > MAX_APPS {
+        flags |= header_flags::APPS_OVERFLOW;
+    }
+    if truncated || apps_truncated {
+        flags |= header_flags::TRUNCATED;
+    }
+
+    let h = &mut snap.header;
+    h.flags = flags;
+    h.sink_count = n_sinks as u32;
+    h.total_sinks = mixer.sink_count() as u32;
+}
+
+/// Writes every app slot, `app_count` and `total_apps`.
+fn fill_apps(snap: &mut Snapshot, mixer: &Mixer, router: &Router) {
     let apps = mixer.apps();
     let mut n_apps = 0;
     for (slot, app) in snap.apps.iter_mut().zip(apps) {
@@ -95,7 +118,6 @@ pub fn fill(snap: &mut Snapshot, mixer: &Mixer, router: &Router, connected: bool
         if cut_sink || cut_target {
             f |= app_flags::SINK_TRUNCATED;
         }
-        truncated |= f & (app_flags::NAME_TRUNCATED | app_flags::SINK_TRUNCATED) != 0;
         slot.flags = f;
         slot.stream_count = app.streams.len() as u32;
         slot.volume = first.map_or(0.0, |s| volume::displayed(&s.channels));
@@ -105,21 +127,9 @@ pub fn fill(snap: &mut Snapshot, mixer: &Mixer, router: &Router, connected: bool
     for slot in &mut snap.apps[n_apps..] {
         *slot = bytemuck::Zeroable::zeroed();
     }
-    if apps.len() > MAX_APPS {
-        flags |= header_flags::APPS_OVERFLOW;
-    }
-    if truncated {
-        flags |= header_flags::TRUNCATED;
-    }
-
-    let h = &mut snap.header;
-    h.flags = flags;
-    h.sink_count = n_sinks as u32;
-    h.app_count = n_apps as u32;
-    h.total_sinks = mixer.sink_count() as u32;
-    h.total_apps = apps.len() as u32;
+    snap.header.app_count = n_apps as u32;
+    snap.header.total_apps = apps.len() as u32;
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,7 +159,7 @@ mod tests {
     fn ten_sinks_and_130_apps_overflow_but_fill_the_first_slots() {
         let m = mixer_with(10, 130, |i| format!("app{i}"));
         let mut snap = Snapshot::new_boxed();
-        fill(&mut snap, &m, &Router::new(), true);
+        fill(&mut snap, &m, &Router::new(), true, true);
         let h = snap.header;
         assert_eq!(h.sink_count, 8);
         assert_eq!(h.app_count, 128);
@@ -170,7 +180,7 @@ mod tests {
         let long = "ä".repeat(150); // 300 bytes
         let m = mixer_with(1, 1, |_| long.clone());
         let mut snap = Snapshot::new_boxed();
-        fill(&mut snap, &m, &Router::new(), true);
+        fill(&mut snap, &m, &Router::new(), true, true);
         let app = &snap.apps[0];
         assert!(app.has(app_flags::NAME_TRUNCATED));
         assert_ne!(snap.header.flags & header_flags::TRUNCATED, 0);
@@ -183,14 +193,34 @@ mod tests {
     fn removed_entries_are_cleared() {
         let mut m = mixer_with(2, 2, |i| format!("app{i}"));
         let mut snap = Snapshot::new_boxed();
-        fill(&mut snap, &m, &Router::new(), false);
+        fill(&mut snap, &m, &Router::new(), false, true);
         assert_eq!(snap.header.flags & header_flags::CONNECTED, 0);
         m.apply(GraphEvent::Removed { id: 1001 });
         m.apply(GraphEvent::Removed { id: 1 });
-        fill(&mut snap, &m, &Router::new(), true);
+        fill(&mut snap, &m, &Router::new(), true, true);
         assert_eq!(snap.header.app_count, 1);
         assert_eq!(snap.header.sink_count, 1);
         assert_eq!(snap.apps[1].name(), "");
         assert_eq!(snap.sinks[1].name(), "");
+    }
+
+    #[test]
+    fn a_sink_only_fill_updates_sinks_and_keeps_app_slots_and_flags() {
+        let long = "ä".repeat(150);
+        let mut m = mixer_with(2, 2, |i| if i == 0 { long.clone() } else { format!("app{i}") });
+        let mut snap = Snapshot::new_boxed();
+        fill(&mut snap, &m, &Router::new(), true, true);
+        let apps_before = snap.apps;
+        m.apply(GraphEvent::NodeVolume {
+            id: 1,
+            channels: Some([0.125f32, 0.125].into_iter().collect()),
+            muted: Some(true),
+        });
+        fill(&mut snap, &m, &Router::new(), true, false);
+        assert!((snap.sinks[1].volume - 0.5).abs() < 1e-6);
+        assert!(snap.sinks[1].has(sink_flags::MUTED));
+        assert_eq!(bytemuck::bytes_of(&snap.apps), bytemuck::bytes_of(&apps_before));
+        assert_eq!(snap.header.app_count, 2);
+        assert_ne!(snap.header.flags & header_flags::TRUNCATED, 0, "the app's truncation still shows");
     }
 }

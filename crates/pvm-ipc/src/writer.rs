@@ -14,9 +14,6 @@ pub use crate::shmfile::ShmError;
 use crate::shmfile::{io_err, open, try_lock};
 use crate::words::{as_words, GENERATION_WORD, LAST_UPDATE_WORD};
 
-/// Words of the snapshot.
-const WORDS: usize = SNAPSHOT_SIZE / 8;
-
 /// Publishes snapshots to the shared file. Holds an exclusive `flock` on it
 /// for its whole life: that lock is what keeps a second daemon out.
 pub struct SnapshotWriter {
@@ -26,8 +23,6 @@ pub struct SnapshotWriter {
     generation: u64,
     /// What the mapping holds (as of the last publish).
     published: Box<Snapshot>,
-    /// Scratch for the next publish.
-    next: Box<Snapshot>,
 }
 
 fn monotonic_ns() -> u64 {
@@ -57,14 +52,8 @@ impl SnapshotWriter {
         // other processes only read it, and every access in this crate goes
         // through atomics (see words.rs).
         let map = unsafe { memmap2::MmapOptions::new().len(SNAPSHOT_SIZE).map_mut(&file) }.map_err(io_err(path))?;
-        let mut w = SnapshotWriter {
-            path: path.to_owned(),
-            map,
-            _file: file,
-            generation: 0,
-            published: Snapshot::new_boxed(),
-            next: Snapshot::new_boxed(),
-        };
+        let mut w =
+            SnapshotWriter { path: path.to_owned(), map, _file: file, generation: 0, published: Snapshot::new_boxed() };
         w.initialise();
         Ok(w)
     }
@@ -109,29 +98,34 @@ impl SnapshotWriter {
     /// words that changed are stored. Wakes readers waiting for a change.
     /// Returns the new generation.
     pub fn publish(&mut self, snap: &Snapshot) -> u64 {
-        *self.next = *snap;
-        let h = &mut self.next.header;
-        h.magic = MAGIC;
-        h.version = self.published.header.version;
-        h.daemon_pid = std::process::id();
-        h.file_size = SNAPSHOT_SIZE as u32;
+        // The header is small: adjust a copy. The slots are compared in place,
+        // so a publish reads the state once and copies nothing else.
+        let mut header = snap.header;
+        header.magic = MAGIC;
+        header.version = self.published.header.version;
+        header.daemon_pid = std::process::id();
+        header.file_size = SNAPSHOT_SIZE as u32;
         let g = self.generation;
-        let next: &[u64] = bytemuck::cast_slice(bytemuck::bytes_of(&*self.next));
-        let prev: &[u64] = bytemuck::cast_slice(bytemuck::bytes_of(&*self.published));
+        let head: &[u64] = bytemuck::cast_slice(bytemuck::bytes_of(&header));
+        let next: &[u64] = bytemuck::cast_slice(bytemuck::bytes_of(snap));
+        let prev: &mut [u64] = bytemuck::cast_slice_mut(bytemuck::bytes_of_mut(&mut *self.published));
         // SAFETY: as in `words`; borrowing the mapping separately from
-        // `self.next`/`self.published` keeps the borrow checker happy.
+        // `self.published` keeps the borrow checker happy.
         let words = unsafe { as_words(self.map.as_ptr(), SNAPSHOT_SIZE) };
         words[GENERATION_WORD].store(g + 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        for i in 0..WORDS {
-            if i != GENERATION_WORD && i != LAST_UPDATE_WORD && next[i] != prev[i] {
-                words[i].store(next[i], Ordering::Relaxed);
+        for (i, (&new, old)) in head.iter().chain(&next[head.len()..]).zip(prev.iter_mut()).enumerate() {
+            if new != *old && i != GENERATION_WORD && i != LAST_UPDATE_WORD {
+                words[i].store(new, Ordering::Relaxed);
+                *old = new;
             }
         }
-        words[LAST_UPDATE_WORD].store(monotonic_ns(), Ordering::Relaxed);
+        let now = monotonic_ns();
+        words[LAST_UPDATE_WORD].store(now, Ordering::Relaxed);
         words[GENERATION_WORD].store(g + 2, Ordering::Release);
         self.generation = g + 2;
-        std::mem::swap(&mut self.published, &mut self.next);
+        prev[LAST_UPDATE_WORD] = now;
+        prev[GENERATION_WORD] = g + 2;
         futex::wake_all(words[GENERATION_WORD].as_ptr().cast::<u32>().cast_const());
         self.generation
     }

@@ -39,8 +39,11 @@ pub fn run_load(report: &mut Report, cfg: &Config) -> Result<()> {
     let (events0, publishes0) = (metric_sum(stats, "pvm_events_total"), metric_sum(stats, "pvm_publishes_total"));
     let duration = Duration::from_secs(cfg.pick(60, 3));
     let mark = CpuMark::now(pid);
+    let tid = rig.probe.with(|r| r.tid);
+    let probe_cpu0 = crate::measure::thread_cpu_time(tid);
     let sent = storm(&rig, &sinks, 1000, duration)?;
     let (cpu, _) = mark.since(pid);
+    let probe_cpu = (crate::measure::thread_cpu_time(tid) - probe_cpu0).as_secs_f64() / duration.as_secs_f64() * 100.0;
     let rss = status_kb(pid, "VmRSS").unwrap_or(0);
     let peak = status_kb(pid, "VmHWM").unwrap_or(0);
     std::thread::sleep(STATS_SETTLE);
@@ -48,6 +51,11 @@ pub fn run_load(report: &mut Report, cfg: &Config) -> Result<()> {
     let publishes = metric_sum(stats, "pvm_publishes_total") - publishes0;
     let note = format!("{sent} volume changes in {} s, 100 apps", duration.as_secs());
     report.value("daemon CPU under load", format!("{} % of one core", num(cpu)), &note);
+    report.value(
+        "floor: CPU of a bare client receiving the same events",
+        format!("{} % of one core", num(probe_cpu)),
+        "the benchmark's own PipeWire thread (it also sends them)",
+    );
     report.value(
         "daemon RSS under load (current / peak)",
         format!("{} / {} MiB", mib(rss), mib(peak)),

@@ -156,6 +156,15 @@ impl ControlServer {
                 self.process_lines(token, handler);
             }
         }
+        // Requests left over from a pause must not wait for an event that may
+        // never come (their client may have sent everything and read every
+        // answer). Ends: nothing new is read here, and every pass answers at
+        // least one leftover request or leaves its client paused.
+        while !self.resume.is_empty() {
+            for token in std::mem::take(&mut self.resume) {
+                self.process_lines(token, handler);
+            }
+        }
     }
 
     /// Sends `line` to every subscriber; drops subscribers that fell too far behind.

@@ -1,4 +1,4 @@
-//! Running at the session manager's CPU priority.
+//! Running ahead of the session manager on the CPU.
 //!
 //! PipeWire and WirePlumber renice themselves to -11 at start (their
 //! `libpipewire-module-rt`, directly where the user may, through RTKit on a
@@ -6,20 +6,24 @@
 //! stream; at nice 0 the daemon loses the CPU to both of them exactly when a
 //! stream appears (they are busy setting it up), and WirePlumber, not
 //! seeing the pin yet, links the stream to the default sink for a few
-//! milliseconds. So the daemon asks for the same nice level, through the same
-//! module, with the same fallbacks. Only the nice level: the daemon never
-//! takes a realtime priority.
+//! milliseconds. So the daemon asks for nice -15 (RTKit's default limit)
+//! through the same module, with the same fallbacks: it then wins the CPU
+//! when it and the session manager wake for the same new stream. Measured on
+//! 2 cores: 0-9 misroutes in 20 streams at nice 0, about 1 in 40 at -11,
+//! about 1 in 100 at -15. The daemon is idle otherwise, so being favoured
+//! costs the rest of the desktop nothing. Only the nice level: the daemon
+//! never takes a realtime priority.
 
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pipewire as pw;
 
-/// The nice level PipeWire and WirePlumber ship with.
-pub const SESSION_NICE_LEVEL: i32 = -11;
+/// The nice level asked for: ahead of PipeWire's and WirePlumber's -11.
+pub const SESSION_NICE_LEVEL: i32 = -15;
 
 const MODULE: &CStr = c"libpipewire-module-rt";
-const ARGS: &CStr = c"{ nice.level = -11 }";
+const ARGS: &CStr = c"{ nice.level = -15 }";
 
 static ASKED: AtomicBool = AtomicBool::new(false);
 
@@ -43,7 +47,7 @@ pub fn raise_to_session_level(context: &pw::context::ContextRc) {
     if module.is_null() {
         tracing::info!(nice = after, "libpipewire-module-rt not available: running at the current priority");
     } else if after <= SESSION_NICE_LEVEL {
-        tracing::debug!(nice = after, "running at the session manager's priority");
+        tracing::debug!(nice = after, "running ahead of the session manager's priority");
     } else {
         tracing::info!(
             nice = after,
