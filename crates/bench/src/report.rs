@@ -169,15 +169,16 @@ fn machine() -> Vec<(&'static str, String)> {
             c.lines().find_map(|l| l.strip_prefix("model name")?.split(':').nth(1).map(|m| m.trim().to_owned()))
         })
         .unwrap_or_else(|| "unknown".into());
-    let pipewire = first_line("pipewire", &["--version"]);
-    let pipewire = pipewire.lines().next().unwrap_or_default().to_owned();
-    let wireplumber = Command::new("wireplumber")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().find(|l| l.contains("libwireplumber")).map(|l| l.trim().to_owned()))
-        .unwrap_or_else(|| "unknown".into());
+    let linked = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.lines().find(|l| l.starts_with("Linked with")).map(|l| l.trim().to_owned()))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let (pipewire, wireplumber) = (linked("pipewire"), linked("wireplumber"));
     vec![
         ("nproc", first_line("nproc", &[])),
         ("CPU", cpu),

@@ -101,8 +101,13 @@ fn stream_events(report: &mut Report, cfg: &Config, rig: &Rig) -> Result<()> {
         let stream = node.streams_of(&name)[0].clone();
         drop(node);
         appear.push(signed_ms(shown, stream.appeared));
-        app.stop();
-        let gone = wait_snapshot(&rig.reader, &name, |s| !has_app(s, &name))?;
+        // Waits for the removal on another thread: `stop` returns only once the
+        // process is reaped, well after its stream is gone.
+        let gone = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| wait_snapshot(&rig.reader, &name, |s| !has_app(s, &name)));
+            app.stop();
+            waiter.join().unwrap_or_else(|_| bail!("the snapshot waiter panicked"))
+        })?;
         let removed = rig
             .probe
             .wait_until(TIMEOUT, "the stream removed", |r| r.streams_of(&name).iter().all(|n| n.removed.is_some()))?
