@@ -121,7 +121,11 @@ pub fn run_idle(report: &mut Report, cfg: &Config) -> Result<()> {
     let (cpu, switches) = mark.since(pid);
     let note = format!("{} s; /proc counts CPU in 10 ms ticks, so 0 means under 1 tick", duration.as_secs());
     report.value("daemon CPU idle", format!("{} % of one core", num(cpu)), &note);
-    report.value("daemon context switches idle (all threads)", switches.to_string(), &note);
+    report.value(
+        "daemon context switches idle (all threads)",
+        switches.to_string(),
+        &format!("{} s", duration.as_secs()),
+    );
     report.value(
         "stats file rewritten while idle",
         if stats_mtime() == before { "no".into() } else { "yes".into() },
