@@ -143,10 +143,19 @@ impl Daemon {
         }
     }
 
-    /// Connection established (or re-established): start from an empty graph.
+    /// Connection established (or re-established): start from an empty
+    /// graph. Requests that need the graph still answer "not connected" until
+    /// [`Daemon::on_synced`]: the graph is being enumerated, and a sink named
+    /// in a request may simply not have been announced yet.
     pub fn on_connected(&mut self) {
         self.mixer.clear();
         self.router.clear();
+        self.connected = false;
+        self.mark_dirty(Instant::now());
+    }
+
+    /// The graph is enumerated (first round trips after connecting done).
+    pub fn on_synced(&mut self) {
         self.connected = true;
         self.mark_dirty(Instant::now());
     }

@@ -453,6 +453,7 @@ impl SessionEvents for Runtime {
             }
             Phase::Binding(s) if s == seq => {
                 self.phase.set(Phase::Live);
+                self.daemon.borrow_mut().on_synced();
                 self.backoff.set(RECONNECT_FIRST);
                 tracing::info!(
                     sinks = self.daemon.borrow().mixer().sink_count(),

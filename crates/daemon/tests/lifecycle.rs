@@ -265,6 +265,7 @@ fn survives_a_pipewire_restart_and_routes_again() {
     write_config(&bed.daemon_paths().config, &[("application.process.binary", "voice-chat", "chat")]);
     let mut daemon = bed.spawn_daemon(&[]).unwrap();
     let reader = open_reader(&daemon.shm);
+    wait_snapshot(&reader, "connected", is_connected);
     pvmctl_ok(&bed, &daemon, &["route", "Music Player", "game"]);
 
     let music = AppSpec::new("Music Player").binary("music-player").role("Music");

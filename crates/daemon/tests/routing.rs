@@ -173,6 +173,28 @@ fn stat(daemon: &Daemon, name: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// Asserts that every `target.object` write the watcher saw for a stream is
+/// one of `expected`, in order, none twice (so a re-write or a wrong write
+/// fails). The watcher may miss writes: PipeWire forwards a metadata event
+/// about an object only to clients it considers up to date with that object,
+/// and a test-side client is not always. The tests assert the daemon's own
+/// count of writes and PipeWire's final value beside this.
+fn assert_writes_seen(history: &StreamHistory, expected: &[String], what: &str) {
+    let seen = history.target_object_writes();
+    let mut rest = expected.iter();
+    let in_order = seen.iter().all(|w| rest.any(|e| e == w));
+    assert!(in_order, "{what}: expected (a part of) {expected:?} in order, saw {seen:?}: {history:#?}");
+}
+
+/// `target.object` of `stream` in the `default` metadata, as `pw-dump` shows it now.
+fn pinned_in_pipewire(bed: &TestBed, stream: u32) -> Option<String> {
+    let graph = bed.dump().unwrap();
+    graph.metadata_value("default", stream, "target.object").map(|v| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
 /// A misrouted stream: linked at some time to a sink other than `sink`.
 fn misrouted(history: &StreamHistory, sink: &str) -> bool {
     history.links.is_empty() || history.links.iter().any(|s| s != sink)
@@ -226,14 +248,27 @@ fn rule_routed_streams_are_pinned_before_any_link_and_end_on_their_sink_20_runs(
         log.streams.iter().filter(|s| s.app_name.as_deref().is_some_and(|n| n.starts_with(GAME_APP))).collect();
     assert_eq!(histories.len(), RUNS, "one stream per run: {histories:#?}");
     let game_serial = log.serial_of("game").expect("the game sink's serial").to_owned();
+    let mut pins_seen = 0;
     for h in &histories {
         let name = h.app_name.as_deref().unwrap_or("?");
-        assert_eq!(h.target_object_writes(), std::slice::from_ref(&game_serial), "{name}: one pin, to game: {h:#?}");
+        assert_writes_seen(h, std::slice::from_ref(&game_serial), &format!("{name}: one pin, to game"));
         let pinned = h.timeline.iter().position(|t| t.contains("metadata target.object"));
         let linked = h.timeline.iter().position(|t| t.contains("link to"));
-        assert!(pinned < linked && pinned.is_some(), "{name}: pinned before its first link: {h:#?}");
+        if pinned.is_some() {
+            pins_seen += 1;
+            assert!(pinned < linked, "{name}: pinned before its first link: {h:#?}");
+        }
         assert_eq!(h.links.last().map(String::as_str), Some("game"), "{name}: ends on game: {h:#?}");
     }
+    // One decision per stream, by the daemon's own count (the watcher may
+    // miss a pin written before it acknowledged the stream, see
+    // `assert_writes_seen`; the count cannot).
+    rig.bed
+        .wait_until(TIMEOUT, "the stats file to count 20 decisions", || {
+            stat(&rig.daemon, "pvm_metadata_writes_total") == Some(RUNS as f64)
+        })
+        .unwrap_or_else(|e| panic!("{e}: {:?}", stat(&rig.daemon, "pvm_metadata_writes_total")));
+    eprintln!("rule routing: the watcher saw {pins_seen} of {RUNS} pins before any link");
     let misroutes: Vec<&&StreamHistory> = histories.iter().filter(|h| misrouted(h, "game")).collect();
     eprintln!("rule routing: {} of {RUNS} streams misrouted", misroutes.len());
     let timelines: Vec<String> = misroutes
@@ -311,6 +346,8 @@ fn route_moves_live_and_later_streams_survives_a_restart_and_unroute_returns_to_
     rig.wait_linked_only_to(&fifth_streams, "speakers");
     assert_eq!(rig.history(fifth_streams[0]).sinks_ever_linked(), ["speakers"], "a stream started after UNROUTE");
     assert!(rig.history(fifth_streams[0]).target_object_writes().is_empty(), "no pin after UNROUTE");
+    let graph = rig.bed.dump().unwrap();
+    assert_eq!(graph.metadata_value("default", fifth_streams[0], "target.object"), None, "no pin in PipeWire either");
 }
 
 #[test]
@@ -416,19 +453,21 @@ fn one_metadata_write_per_decision_and_none_in_steady_state() {
     stir_without_deciding(&rig, GAME_APP, "game", 1);
     let writes = wait_counted(&rig, 6);
     let history = rig.history(stream);
-    assert_eq!(
-        history.target_object_writes(),
+    assert_writes_seen(
+        &history,
         std::slice::from_ref(&game),
-        "one write for the rule's decision (the daemon counts {writes}): {history:#?}"
+        &format!("one write for the rule's decision (the daemon counts {writes})"),
     );
     assert_eq!(writes, 1.0, "decisions the daemon counted");
+    assert_eq!(pinned_in_pipewire(&rig.bed, stream), Some(game.clone()), "PipeWire holds the rule's pin");
 
     assert_eq!(rig.request(route(GAME_APP, "chat")), Response::Ok(None));
     rig.wait_linked_only_to(&streams, "chat");
     stir_without_deciding(&rig, GAME_APP, "chat", 2);
     stir_without_deciding(&rig, GAME_APP, "chat", 3);
     let history = rig.history(stream);
-    assert_eq!(history.target_object_writes(), [game, chat], "one more write for the ROUTE: {history:#?}");
+    assert_writes_seen(&history, &[game.clone(), chat.clone()], "one more write for the ROUTE");
+    assert_eq!(pinned_in_pipewire(&rig.bed, stream), Some(chat), "PipeWire holds the ROUTE's pin");
 
     // The daemon's own count agrees: two decisions in all (the bystanders
     // match no rule, so nothing is decided for them).

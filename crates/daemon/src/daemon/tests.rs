@@ -61,6 +61,7 @@ fn commands_needing_pipewire_fail_while_disconnected() {
 fn set_volume_scales_all_channels_on_the_cubic_scale() {
     let (_d, mut d) = daemon();
     d.on_connected();
+    d.on_synced();
     add_sink(&mut d, 31, "game");
     ok(d.handle(Request::SetVolume { sink: "game".into(), volume: 0.5 }));
     assert_eq!(
@@ -76,6 +77,7 @@ fn set_volume_scales_all_channels_on_the_cubic_scale() {
 fn mute_toggle_uses_current_state() {
     let (_d, mut d) = daemon();
     d.on_connected();
+    d.on_synced();
     add_sink(&mut d, 31, "game");
     ok(d.handle(Request::Mute { sink: "game".into(), mute: MuteAction::Toggle }));
     assert_eq!(d.take_actions(), vec![Action::NodeVolume { node: 31, channels: None, muted: Some(true) }]);
@@ -85,6 +87,7 @@ fn mute_toggle_uses_current_state() {
 fn app_volume_and_mute_touch_every_stream() {
     let (_d, mut d) = daemon();
     d.on_connected();
+    d.on_synced();
     add_stream(&mut d, 40, "Music Player");
     add_stream(&mut d, 41, "Music Player");
     ok(d.handle(Request::SetAppVolume { app: "Music Player".into(), volume: 1.0 }));
@@ -106,6 +109,7 @@ fn app_volume_and_mute_touch_every_stream() {
 fn route_pins_live_streams_persists_and_unroute_unpins() {
     let (dir, mut d) = daemon();
     d.on_connected();
+    d.on_synced();
     add_sink(&mut d, 31, "chat");
     add_stream(&mut d, 40, "Music Player");
     add_stream(&mut d, 41, "Music Player");
@@ -130,6 +134,7 @@ fn route_pins_live_streams_persists_and_unroute_unpins() {
 fn route_to_unknown_sink_needs_create_pending() {
     let (_d, mut d) = daemon();
     d.on_connected();
+    d.on_synced();
     add_sink(&mut d, 31, "chat");
     let e = err(d.handle(Request::Route { app: "A".into(), sink: "later".into(), create_pending: false }));
     assert!(e.contains("unknown sink"), "{e}");
@@ -151,6 +156,7 @@ fn bad_config_keeps_previous_rules() {
     let e = d.reload_config().unwrap_err();
     assert!(e.contains("config.toml:2:"), "{e}");
     d.on_connected();
+    d.on_synced();
     add_sink(&mut d, 31, "game");
     add_stream(&mut d, 40, "Game Of Life");
     assert_eq!(d.take_actions(), vec![Action::Route(RouteAction::Pin { stream: 40, sink_serial: 1031, sink_id: 31 })]);
@@ -160,6 +166,7 @@ fn bad_config_keeps_previous_rules() {
 fn status_json_has_the_promised_fields() {
     let (_d, mut d) = daemon();
     d.on_connected();
+    d.on_synced();
     add_sink(&mut d, 31, "game");
     d.on_metadata(0, Some("default.audio.sink"), Some("{\"name\":\"game\"}"));
     add_stream(&mut d, 40, "Firefox");
@@ -178,6 +185,7 @@ fn status_json_has_the_promised_fields() {
 fn events_arriving_together_are_published_once() {
     let (_d, mut d) = daemon();
     d.on_connected();
+    d.on_synced();
     let _ = d.snapshot_for_publish();
     add_sink(&mut d, 31, "game");
     add_stream(&mut d, 40, "A");
@@ -186,4 +194,15 @@ fn events_arriving_together_are_published_once() {
     assert!(!d.is_dirty());
     assert_eq!(d.stats.publishes, 2);
     assert!(d.stats.coalesced >= 3, "four events, one publish");
+}
+
+#[test]
+fn requests_wait_for_the_graph_to_be_enumerated() {
+    let (_d, mut d) = daemon();
+    d.on_connected();
+    add_sink(&mut d, 31, "game");
+    let e = err(d.handle(Request::SetVolume { sink: "game".into(), volume: 0.5 }));
+    assert_eq!(e, "not connected to PipeWire", "a half-enumerated graph is not used");
+    d.on_synced();
+    ok(d.handle(Request::SetVolume { sink: "game".into(), volume: 0.5 }));
 }
