@@ -68,7 +68,7 @@ impl Drop for HandStarted {
 }
 
 fn open_reader(path: &Path) -> SnapshotReader {
-    testbed::wait_for(TIMEOUT, "a readable snapshot", || SnapshotReader::open(path).ok()).unwrap()
+    testbed::open_snapshot(path, TIMEOUT).unwrap()
 }
 
 fn status_of(reader: &SnapshotReader) -> Status {
@@ -77,16 +77,7 @@ fn status_of(reader: &SnapshotReader) -> Status {
 
 /// Waits (on the snapshot's futex, no polling) until `condition` holds.
 fn wait_snapshot(reader: &SnapshotReader, what: &str, condition: impl Fn(&Status) -> bool) -> Status {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let status = status_of(reader);
-        if condition(&status) {
-            return status;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out waiting for {what}; last snapshot: {}", status.to_json());
-        reader.wait_for_change(status.generation, Some(left)).unwrap();
-    }
+    testbed::wait_status(reader, TIMEOUT, what, condition).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Sends one protocol line and returns the response line (without newline).

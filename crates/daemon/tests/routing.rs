@@ -11,7 +11,7 @@ mod links;
 
 use std::fs;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use links::{GraphWatcher, StreamHistory};
 use pvm_ipc::client::Client;
@@ -138,25 +138,11 @@ impl Rig {
 /// Spawns the daemon and waits until its snapshot says it is connected and
 /// knows every sink of the bed (it publishes only once in sync).
 fn spawn_in_sync(bed: &TestBed) -> (Daemon, SnapshotReader) {
-    let daemon = bed.spawn_daemon(&[]).unwrap();
-    let reader = testbed::wait_for(TIMEOUT, "a readable snapshot", || SnapshotReader::open(&daemon.shm).ok()).unwrap();
-    wait_snapshot(&reader, "the daemon in sync with every sink", |s| {
-        s.running && s.connected && bed.sinks().iter().all(|name| s.sink(name).is_some())
-    });
-    (daemon, reader)
+    bed.spawn_daemon_in_sync(&[]).unwrap()
 }
 
 fn wait_snapshot(reader: &SnapshotReader, what: &str, condition: impl Fn(&Status) -> bool) -> Status {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let status = Status::from(&*reader.read().unwrap());
-        if condition(&status) {
-            return status;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out waiting for {what}; last snapshot: {}", status.to_json());
-        reader.wait_for_change(status.generation, Some(left)).unwrap();
-    }
+    testbed::wait_status(reader, TIMEOUT, what, condition).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn route(app: &str, sink: &str) -> Request {

@@ -39,14 +39,8 @@ struct Rig {
 impl Rig {
     fn start() -> Rig {
         let bed = TestBed::start(&SINKS).unwrap();
-        let daemon = bed.spawn_daemon(&[]).unwrap();
-        let reader =
-            testbed::wait_for(TIMEOUT, "a readable snapshot", || SnapshotReader::open(&daemon.shm).ok()).unwrap();
-        let rig = Rig { daemon, reader, bed };
-        rig.wait_status("the daemon in sync with every sink", |s| {
-            s.running && s.connected && SINKS.iter().all(|name| s.sink(name).is_some())
-        });
-        rig
+        let (daemon, reader) = bed.spawn_daemon_in_sync(&[]).unwrap();
+        Rig { daemon, reader, bed }
     }
 
     /// Runs `pvmctl args` against the daemon.
@@ -71,21 +65,8 @@ impl Rig {
 
     /// Waits (on the snapshot's futex) until `condition` holds for the status.
     fn wait_status(&self, what: &str, condition: impl Fn(&Status) -> bool) -> Status {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let status = Status::from(&*self.reader.read().unwrap());
-            if condition(&status) {
-                return status;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {what}; last snapshot: {}\ndaemon log:\n{}",
-                status.to_json(),
-                self.daemon.log_tail(30)
-            );
-            self.reader.wait_for_change(status.generation, Some(left)).unwrap();
-        }
+        testbed::wait_status(&self.reader, TIMEOUT, what, condition)
+            .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", self.daemon.log_tail(30)))
     }
 
     /// A sink's channel volumes (linear) and mute flag, as PipeWire reports them now.

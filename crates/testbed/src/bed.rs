@@ -135,7 +135,7 @@ pub struct TestBed {
     sinks: Vec<String>,
     pulse: bool,
     keep_sinks_running: bool,
-    ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
     dbus: Option<GroupChild>,
     /// pipewire, wireplumber and pipewire-pulse, in start order.
     session: Vec<GroupChild>,

@@ -53,6 +53,7 @@ mod graph;
 mod locate;
 mod process;
 mod sinks;
+mod snapshot;
 mod tool;
 mod wait;
 
@@ -62,4 +63,5 @@ pub use daemon::{Daemon, DaemonPaths, DAEMON_START_TIMEOUT};
 pub use error::{Error, Result};
 pub use graph::{Client, Graph, Link, MetadataEntry, Node, AUDIO_SINK, STREAM_OUTPUT_AUDIO};
 pub use locate::workspace_binary;
+pub use snapshot::{open_snapshot, wait_status};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};

@@ -62,11 +62,7 @@ impl Rig {
             }
             std::fs::write(path, config)?;
         }
-        let daemon = bed.spawn_daemon(&[])?;
-        let reader = SnapshotReader::open(&daemon.shm)?;
-        wait_snapshot(&reader, "the daemon in sync", |s| {
-            s.header.flags & pvm_ipc::layout::header_flags::CONNECTED != 0 && s.sinks().len() == SINKS.len()
-        })?;
+        let (daemon, reader) = bed.spawn_daemon_in_sync(&[])?;
         let probe = Probe::start(&bed.runtime_dir().join("pipewire-0"))?;
         Ok(Rig { probe, reader, daemon, bed })
     }
