@@ -133,9 +133,7 @@ impl Daemon {
     /// Like [`Daemon::mark_dirty`] for a change that only sink slots show
     /// (a sink's volume or mute): the next publish keeps the app slots.
     fn mark_sinks_dirty(&mut self, at: Instant) {
-        if !self.dirty {
-            self.dirty = true;
-        }
+        self.dirty = true;
         if self.pending_since.is_none() {
             self.pending_since = Some(at);
         } else {

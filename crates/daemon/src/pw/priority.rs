@@ -14,44 +14,44 @@
 //! costs the rest of the desktop nothing. Only the nice level: the daemon
 //! never takes a realtime priority.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pipewire as pw;
 
 /// The nice level asked for: ahead of PipeWire's and WirePlumber's -11.
-pub const SESSION_NICE_LEVEL: i32 = -15;
+pub const NICE_LEVEL: i32 = -15;
 
 const MODULE: &CStr = c"libpipewire-module-rt";
-const ARGS: &CStr = c"{ nice.level = -15 }";
 
 static ASKED: AtomicBool = AtomicBool::new(false);
 
-/// Asks for [`SESSION_NICE_LEVEL`] once per process, through `context`.
+/// Asks for [`NICE_LEVEL`] once per process, through `context`.
 /// Failing is not an error: the daemon then runs at its current priority,
 /// and says so.
-pub fn raise_to_session_level(context: &pw::context::ContextRc) {
+pub fn raise(context: &pw::context::ContextRc) {
     if ASKED.swap(true, Ordering::Relaxed) {
         return;
     }
+    let Ok(args) = CString::new(format!("{{ nice.level = {NICE_LEVEL} }}")) else { return };
     let before = current_nice();
     // SAFETY: `context` is a live context owned by the caller for the whole
-    // call; the name and args are NUL-terminated static strings that PipeWire
-    // only reads (it copies what it keeps); a null properties pointer is
+    // call; the name and args are NUL-terminated strings that outlive the call
+    // and that PipeWire only reads (it copies what it keeps); a null properties pointer is
     // allowed. The returned module belongs to the context and is unloaded
     // with it, so it is not kept here (the nice level outlives it).
     let module = unsafe {
-        pw::sys::pw_context_load_module(context.as_raw_ptr(), MODULE.as_ptr(), ARGS.as_ptr(), std::ptr::null_mut())
+        pw::sys::pw_context_load_module(context.as_raw_ptr(), MODULE.as_ptr(), args.as_ptr(), std::ptr::null_mut())
     };
     let after = current_nice();
     if module.is_null() {
         tracing::info!(nice = after, "libpipewire-module-rt not available: running at the current priority");
-    } else if after <= SESSION_NICE_LEVEL {
+    } else if after <= NICE_LEVEL {
         tracing::debug!(nice = after, "running ahead of the session manager's priority");
     } else {
         tracing::info!(
             nice = after,
-            wanted = SESSION_NICE_LEVEL,
+            wanted = NICE_LEVEL,
             was = before,
             "could not raise the priority (no CAP_SYS_NICE, RLIMIT_NICE or RTKit): \
              a new stream may reach the default sink for a few milliseconds before it is routed"

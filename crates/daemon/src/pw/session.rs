@@ -77,7 +77,7 @@ impl Session {
     /// decide which) and starts listening to the registry.
     pub fn connect(main_loop: &pw::main_loop::MainLoopRc, events: Weak<dyn SessionEvents>) -> Result<Session> {
         let context = pw::context::ContextRc::new(main_loop, None).context("creating a PipeWire context")?;
-        super::priority::raise_to_session_level(&context);
+        super::priority::raise(&context);
         let core = context.connect_rc(None).context("connecting to PipeWire")?;
         let registry = core.get_registry_rc().context("getting the PipeWire registry")?;
         let objects = Rc::new(RefCell::new(Objects::default()));
