@@ -37,20 +37,24 @@ pub trait SessionEvents {
     fn disconnected(&self, why: &str);
 }
 
+// Fields drop in declaration order: every listener is declared before the
+// proxy it listens to, so it is unhooked while the proxy is still alive
+// (dropping the proxy first frees the hook list the listener unlinks from).
+
 struct BoundNode {
-    proxy: Node,
     _listener: NodeListener,
+    proxy: Node,
 }
 
 struct BoundDevice {
-    proxy: Device,
     _listener: DeviceListener,
+    proxy: Device,
 }
 
 struct BoundMetadata {
     id: u32,
-    proxy: Metadata,
     _listener: MetadataListener,
+    proxy: Metadata,
 }
 
 #[derive(Default)]
@@ -291,7 +295,7 @@ fn bind_node(
         })
         .register();
     proxy.subscribe_params(&[ParamType::Props]);
-    Ok(BoundNode { proxy, _listener: listener })
+    Ok(BoundNode { _listener: listener, proxy })
 }
 
 fn bind_device(
@@ -323,7 +327,7 @@ fn bind_device(
         })
         .register();
     proxy.subscribe_params(&[ParamType::Route]);
-    Ok(BoundDevice { proxy, _listener: listener })
+    Ok(BoundDevice { _listener: listener, proxy })
 }
 
 fn bind_metadata(
@@ -342,5 +346,5 @@ fn bind_metadata(
             0
         })
         .register();
-    Ok(BoundMetadata { id: global.id, proxy, _listener: listener })
+    Ok(BoundMetadata { id: global.id, _listener: listener, proxy })
 }
