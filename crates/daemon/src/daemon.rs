@@ -9,11 +9,13 @@ use pvm_ipc::protocol::{MuteAction, Request, Response};
 use pvm_ipc::status::Status;
 
 use crate::config::{self, Config};
-use crate::model::{volume, GraphEvent, Mixer};
+use crate::expect::Expect;
+use crate::model::{volume, Channels, GraphEvent, Mixer};
 use crate::route_store::RouteStore;
 use crate::router::{Policy, RouteAction, Router};
 use crate::stats::{EventKind, Stats};
 use crate::trace::Trace;
+use std::collections::HashMap;
 
 /// Something to do in PipeWire.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +51,34 @@ pub enum Action {
     },
 }
 
+/// What a request comes to.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// Answered now.
+    Done(Response),
+    /// Its actions (queued) must be processed by PipeWire and their result
+    /// shown before the answer: `OK`, or `OK <payload>` when `payload` is set.
+    Wait {
+        /// What must become visible.
+        expect: Expect,
+        /// Payload of the `OK`, if any.
+        payload: Option<String>,
+    },
+}
+
+impl Outcome {
+    fn now(result: Result<Option<String>, String>) -> Outcome {
+        Outcome::Done(match result {
+            Ok(p) => Response::Ok(p),
+            Err(e) => Response::Error(e),
+        })
+    }
+
+    fn wait(expect: Expect) -> Outcome {
+        Outcome::Wait { expect, payload: None }
+    }
+}
+
 /// Where the daemon keeps its files.
 #[derive(Clone, Debug)]
 pub struct Files {
@@ -66,6 +96,13 @@ pub struct Daemon {
     routes: RouteStore,
     files: Files,
     connected: bool,
+    /// Whether the `default` metadata (the session manager's) is bound.
+    metadata_bound: bool,
+    /// Whether the session manager's routing hold has announced itself.
+    hold_active: bool,
+    /// Sink volumes PipeWire accepted but shows only once the sink runs:
+    /// written again when it starts, until the graph shows them.
+    deferred: HashMap<u32, (Option<Channels>, Option<bool>)>,
     /// State changed since the last publish.
     dirty: bool,
     /// App slots changed since the last publish (implies `dirty`).
@@ -90,6 +127,9 @@ impl Daemon {
             routes,
             files,
             connected: false,
+            metadata_bound: false,
+            hold_active: false,
+            deferred: HashMap::new(),
             dirty: true,
             apps_dirty: true,
             pending_since: None,
@@ -146,9 +186,7 @@ impl Daemon {
     /// [`Daemon::on_synced`]: the graph is being enumerated, and a sink named
     /// in a request may simply not have been announced yet.
     pub fn on_connected(&mut self) {
-        self.mixer.clear();
-        self.router.clear();
-        self.connected = false;
+        self.forget_graph();
         self.mark_dirty(Instant::now());
     }
 
@@ -160,10 +198,75 @@ impl Daemon {
 
     /// Connection lost: the graph is void until we are back.
     pub fn on_disconnected(&mut self) {
+        self.forget_graph();
+        self.mark_dirty(Instant::now());
+    }
+
+    fn forget_graph(&mut self) {
         self.mixer.clear();
         self.router.clear();
+        self.deferred.clear();
         self.connected = false;
-        self.mark_dirty(Instant::now());
+        self.metadata_bound = false;
+        self.hold_active = false;
+    }
+
+    fn fill_staging(&mut self) {
+        let view = crate::snapshot::View {
+            mixer: &self.mixer,
+            router: &self.router,
+            connected: self.connected,
+            hold_active: self.hold_active,
+        };
+        crate::snapshot::fill(&mut self.staging, view, self.apps_dirty);
+    }
+
+    /// Whether the `default` metadata is bound.
+    pub fn metadata_bound(&self) -> bool {
+        self.metadata_bound
+    }
+
+    /// The `default` metadata appeared (`true`: every pin we hold is written
+    /// again, since it starts empty and writes made without it were lost) or
+    /// went away (the session manager stopped).
+    pub fn on_default_metadata(&mut self, bound: bool) {
+        self.metadata_bound = bound;
+        if bound {
+            let mut out = Vec::new();
+            self.router.repin_all(&self.mixer, &mut out);
+            if !out.is_empty() {
+                tracing::info!(pins = out.len(), "the default metadata is back; writing the routing pins again");
+            }
+            self.push_routes(out);
+        }
+    }
+
+    /// Our own metadata object was (re)created: publish every decision again.
+    pub fn on_own_metadata(&mut self) {
+        let mut out = Vec::new();
+        self.router.redecide_all(&mut out);
+        self.push_routes(out);
+    }
+
+    /// Whether the session manager's routing hold has announced itself.
+    pub fn hold_active(&self) -> bool {
+        self.hold_active
+    }
+
+    /// The routing hold announced itself (or its session manager went away).
+    pub fn set_hold_active(&mut self, active: bool) {
+        if self.hold_active != active {
+            self.hold_active = active;
+            if active {
+                tracing::info!("the session manager's routing hold is active: new streams wait for our decision");
+            } else {
+                tracing::warn!(
+                    "the session manager's routing hold is not active: new streams are pinned as they appear \
+                     and may start on another sink (run `pvmctl setup wireplumber`)"
+                );
+            }
+            self.mark_sinks_dirty(Instant::now());
+        }
     }
 
     /// Applies one graph event and decides what it implies.
@@ -181,7 +284,14 @@ impl Daemon {
             GraphEvent::DeviceRoute { .. } => true,
             _ => false,
         };
+        let started = match &event {
+            GraphEvent::NodeInfo { id, running: Some(true), .. } => Some(*id),
+            _ => None,
+        };
         let changed = self.mixer.apply(event);
+        if let Some(id) = started {
+            self.reapply_deferred(id);
+        }
         if let Some(id) = removed {
             if self.mixer.stream(id).is_none() {
                 self.router.forget(id);
@@ -194,9 +304,8 @@ impl Daemon {
             self.push_routes(out);
         } else if let Some(stream) = changed.stream {
             let policy = Policy { rules: &self.config.rules, routes: &self.routes };
-            if let Some(a) = self.router.decide(&self.mixer, &policy, stream) {
-                self.push_routes(vec![a]);
-            }
+            let action = self.router.decide(&self.mixer, &policy, stream);
+            self.push_routes(action.into_iter().collect());
         }
         if changed.visible || changed.stream.is_some() {
             if sink_only && !changed.sinks && changed.stream.is_none() {
@@ -211,7 +320,13 @@ impl Daemon {
 
     /// A `default` metadata property changed.
     pub fn on_metadata(&mut self, subject: u32, key: Option<&str>, value: Option<&str>) {
-        self.router.observe_metadata(subject, key, value);
+        let overridden = self.router.override_value(subject).is_some();
+        let action = self.router.observe_metadata(&self.mixer, subject, key, value);
+        if overridden != self.router.override_value(subject).is_some() {
+            // A move in another tool shows as the app's target.
+            self.mark_dirty(Instant::now());
+        }
+        self.push_routes(action.into_iter().collect());
         if subject == 0 && key.is_none_or(|k| k == "default.audio.sink") {
             let name = value.and_then(default_sink_name);
             self.on_graph_event(GraphEvent::DefaultSink { name });
@@ -220,9 +335,14 @@ impl Daemon {
         }
     }
 
+    /// Queues routing writes, then the hold decisions made with them (a
+    /// decision must follow its stream's pin).
     fn push_routes(&mut self, actions: Vec<RouteAction>) {
-        for a in actions {
-            self.stats.route_writes += 1;
+        let decisions = self.router.take_decisions();
+        for a in actions.into_iter().chain(decisions) {
+            if !matches!(a, RouteAction::Decide { .. }) {
+                self.stats.route_writes += 1;
+            }
             self.actions.push(Action::Route(a));
         }
     }
@@ -256,7 +376,7 @@ impl Daemon {
     /// Writes the current state into the staging snapshot and returns it for
     /// the writer. Clears the dirty flag and records the latency.
     pub fn snapshot_for_publish(&mut self) -> &Snapshot {
-        crate::snapshot::fill(&mut self.staging, &self.mixer, &self.router, self.connected, self.apps_dirty);
+        self.fill_staging();
         self.dirty = false;
         self.apps_dirty = false;
         if let Some(since) = self.pending_since.take() {
@@ -274,7 +394,7 @@ impl Daemon {
     /// The last filled snapshot as status JSON.
     pub fn status_json(&mut self) -> String {
         if self.dirty {
-            crate::snapshot::fill(&mut self.staging, &self.mixer, &self.router, self.connected, self.apps_dirty);
+            self.fill_staging();
             self.apps_dirty = false;
         }
         let status = Status::from(&*self.staging);
@@ -282,19 +402,24 @@ impl Daemon {
     }
 
     /// Executes one control request. `SUBSCRIBE` is handled by the server.
-    pub fn handle(&mut self, request: Request) -> Response {
+    /// A request that changes PipeWire queues its actions (see
+    /// [`Daemon::take_actions`]) and comes back as [`Outcome::Wait`].
+    pub fn handle(&mut self, request: Request) -> Outcome {
         self.stats.requests += 1;
-        match self.execute(request) {
-            Ok(payload) => Response::Ok(payload),
-            Err(message) => {
-                self.stats.request_errors += 1;
-                Response::Error(message)
-            }
+        let outcome = self.execute(request);
+        if matches!(outcome, Outcome::Done(Response::Error(_))) {
+            self.stats.request_errors += 1;
         }
+        outcome
     }
 
-    fn execute(&mut self, request: Request) -> Result<Option<String>, String> {
-        match request {
+    /// Counts a request whose wait ended in an error.
+    pub fn count_request_error(&mut self) {
+        self.stats.request_errors += 1;
+    }
+
+    fn execute(&mut self, request: Request) -> Outcome {
+        let result = match request {
             Request::Ping => Ok(Some("PONG".into())),
             Request::Version => Ok(Some(format!(
                 "pipewire-volume-mixer-daemon {} protocol {} shm {}",
@@ -306,51 +431,73 @@ impl Daemon {
             Request::Subscribe => Ok(None),
             Request::Trace => Ok(Some(self.trace.to_json())),
             Request::ReloadConfig => self.reload_config().map(|()| None),
-            Request::Route { app, sink, create_pending } => self.route(app, sink, create_pending),
-            Request::Unroute { app } => self.unroute(&app),
-            Request::SetVolume { sink, volume } => {
-                self.need_connection()?;
-                let sink = self.find_sink(&sink)?;
-                let channels = volume::scaled_channels(&sink.channels, volume, 2);
-                let action = self.sink_action(sink.id, Some(channels), None);
-                self.actions.push(action);
-                Ok(None)
-            }
-            Request::Mute { sink, mute } => {
-                self.need_connection()?;
-                let sink = self.find_sink(&sink)?;
-                let muted = resolve_mute(mute, sink.muted);
-                let action = self.sink_action(sink.id, None, Some(muted));
-                self.actions.push(action);
-                Ok(None)
-            }
-            Request::SetAppVolume { app, volume } => {
-                self.need_connection()?;
-                let streams = self.app_streams(&app)?;
-                for id in streams {
-                    let current = self.mixer.stream(id).map(|s| s.channels.clone()).unwrap_or_default();
-                    let channels = volume::scaled_channels(&current, volume, 2);
-                    self.actions.push(Action::NodeVolume { node: id, channels: Some(channels), muted: None });
-                }
-                Ok(None)
-            }
-            Request::MuteApp { app, mute } => {
-                self.need_connection()?;
-                let streams = self.app_streams(&app)?;
-                let all_muted = streams.iter().all(|&id| self.mixer.stream(id).is_some_and(|s| s.muted));
-                let muted = resolve_mute(mute, all_muted);
-                for id in streams {
-                    self.actions.push(Action::NodeVolume { node: id, channels: None, muted: Some(muted) });
-                }
-                Ok(None)
-            }
-            Request::SetDefault { sink } => {
-                self.need_connection()?;
-                let name = self.find_sink(&sink)?.name().to_owned();
-                self.actions.push(Action::DefaultSink { name });
-                Ok(None)
-            }
+            Request::Route { app, sink, create_pending } => return self.route(app, sink, create_pending),
+            Request::Unroute { app } => return self.unroute(&app),
+            Request::SetVolume { sink, volume } => return self.set_sink(&sink, Some(volume), None),
+            Request::Mute { sink, mute } => return self.set_sink(&sink, None, Some(mute)),
+            Request::SetAppVolume { app, volume } => return self.set_app(&app, Some(volume), None),
+            Request::MuteApp { app, mute } => return self.set_app(&app, None, Some(mute)),
+            Request::SetDefault { sink } => return self.set_default(&sink),
+        };
+        Outcome::now(result)
+    }
+
+    fn set_sink(&mut self, name: &str, volume: Option<f32>, mute: Option<MuteAction>) -> Outcome {
+        if let Err(e) = self.need_connection() {
+            return Outcome::now(Err(e));
         }
+        let sink = match self.find_sink(name) {
+            Ok(s) => s,
+            Err(e) => return Outcome::now(Err(e)),
+        };
+        let channels = volume.map(|v| volume::scaled_channels(&sink.channels, v, 2));
+        let muted = mute.map(|m| resolve_mute(m, sink.muted));
+        let id = sink.id;
+        let action = self.sink_action(id, channels.clone(), muted);
+        self.actions.push(action);
+        Outcome::wait(Expect::Sink {
+            id,
+            name: name.to_owned(),
+            channels: channels.map(|c| c.into_iter().collect()),
+            muted,
+        })
+    }
+
+    fn set_app(&mut self, app: &str, volume: Option<f32>, mute: Option<MuteAction>) -> Outcome {
+        if let Err(e) = self.need_connection() {
+            return Outcome::now(Err(e));
+        }
+        let streams = match self.app_streams(app) {
+            Ok(s) => s,
+            Err(e) => return Outcome::now(Err(e)),
+        };
+        let all_muted = streams.iter().all(|&id| self.mixer.stream(id).is_some_and(|s| s.muted));
+        let muted = mute.map(|m| resolve_mute(m, all_muted));
+        let mut expected = Vec::with_capacity(streams.len());
+        for id in streams {
+            let channels = volume.map(|v| {
+                let current = self.mixer.stream(id).map(|s| s.channels.clone()).unwrap_or_default();
+                volume::scaled_channels(&current, v, 2)
+            });
+            self.actions.push(Action::NodeVolume { node: id, channels: channels.clone(), muted });
+            expected.push((id, channels.map(|c| c.into_iter().collect()), muted));
+        }
+        Outcome::wait(Expect::Streams { app: app.to_owned(), streams: expected })
+    }
+
+    fn set_default(&mut self, sink: &str) -> Outcome {
+        if let Err(e) = self.need_connection() {
+            return Outcome::now(Err(e));
+        }
+        let name = match self.find_sink(sink) {
+            Ok(s) => s.name().to_owned(),
+            Err(e) => return Outcome::now(Err(e)),
+        };
+        if !self.metadata_bound {
+            return Outcome::now(Err("the default metadata is not available (is the session manager running?)".into()));
+        }
+        self.actions.push(Action::DefaultSink { name: name.clone() });
+        Outcome::wait(Expect::DefaultSink { name })
     }
 
     fn need_connection(&self) -> Result<(), String> {
@@ -385,10 +532,11 @@ impl Daemon {
         }
     }
 
-    fn route(&mut self, app: String, sink: String, create_pending: bool) -> Result<Option<String>, String> {
+    fn route(&mut self, app: String, sink: String, create_pending: bool) -> Outcome {
         let exists = self.mixer.sink_by_name(&sink).is_some();
-        if !exists && !create_pending {
-            self.find_sink(&sink)?;
+        // Disconnected, the sink list is empty, not wrong: keep the route.
+        if !exists && !create_pending && self.connected {
+            return Outcome::now(self.find_sink(&sink).map(|_| None));
         }
         let previous = self.routes.get(&app).map(str::to_owned);
         if self.routes.set(app.clone(), sink.clone()) {
@@ -399,29 +547,60 @@ impl Daemon {
                     None => self.routes.remove(&app),
                 };
                 self.stats.errors += 1;
-                return Err(format!("cannot save routes: {e}"));
+                return Outcome::now(Err(format!("cannot save routes: {e}")));
             }
         }
+        // The user's latest word: a move made in another tool gives way.
+        for id in self.mixer.app(&app).map(|a| a.streams.clone()).unwrap_or_default() {
+            self.router.clear_override(id);
+        }
         self.reroute_app(&app);
-        Ok(if exists {
-            None
-        } else {
-            Some(format!("pending: sink {} does not exist yet", pvm_ipc::protocol::quote(&sink)))
-        })
+        self.route_outcome(app, sink)
     }
 
-    fn unroute(&mut self, app: &str) -> Result<Option<String>, String> {
+    /// How a routing change is answered: wait until the app's streams are
+    /// linked to `sink`, unless that cannot happen now (then the route is
+    /// kept and applied when it can, and the answer says so).
+    fn route_outcome(&self, app: String, sink: String) -> Outcome {
+        let q = pvm_ipc::protocol::quote;
+        let pending = |why: String| Outcome::now(Ok(Some(format!("pending: {why}"))));
+        if !self.connected {
+            return pending("not connected to PipeWire; the route is kept and applied when it is back".into());
+        }
+        if self.mixer.sink_by_name(&sink).is_none() {
+            return pending(format!("sink {} does not exist yet", q(&sink)));
+        }
+        if !self.metadata_bound && self.mixer.app(&app).is_some() {
+            return pending(
+                "the session manager is not running (no default metadata); the route is kept and applied when it is back"
+                    .into(),
+            );
+        }
+        Outcome::wait(Expect::AppOn { app, sink })
+    }
+
+    fn unroute(&mut self, app: &str) -> Outcome {
         let Some(previous) = self.routes.get(app).map(str::to_owned) else {
-            return Ok(Some("not routed".into()));
+            return Outcome::now(Ok(Some("not routed".into())));
         };
         self.routes.remove(app);
         if let Err(e) = self.routes.save() {
             self.routes.set(app.to_owned(), previous);
             self.stats.errors += 1;
-            return Err(format!("cannot save routes: {e}"));
+            return Outcome::now(Err(format!("cannot save routes: {e}")));
         }
         self.reroute_app(app);
-        Ok(None)
+        // Back to a rule's sink, or to the session manager's choice.
+        let rule_sink = self
+            .mixer
+            .app(app)
+            .and_then(|a| a.streams.first())
+            .and_then(|&id| self.router.target(id))
+            .map(|t| t.sink.clone());
+        match rule_sink {
+            Some(sink) => self.route_outcome(app.to_owned(), sink),
+            None => Outcome::wait(Expect::Processed),
+        }
     }
 
     fn reroute_app(&mut self, app: &str) {
@@ -435,6 +614,28 @@ impl Daemon {
         }
         self.push_routes(out);
         self.mark_dirty(Instant::now());
+    }
+
+    /// A sink volume PipeWire accepted but will show only when the sink
+    /// runs: written again when it starts, until the graph shows it.
+    pub fn defer_until_running(&mut self, sink: u32, channels: Option<Channels>, muted: Option<bool>) {
+        let entry = self.deferred.entry(sink).or_default();
+        if channels.is_some() {
+            entry.0 = channels;
+        }
+        if muted.is_some() {
+            entry.1 = muted;
+        }
+    }
+
+    fn reapply_deferred(&mut self, sink: u32) {
+        let Some((channels, muted)) = self.deferred.remove(&sink) else { return };
+        if self.mixer.sink(sink).is_none() {
+            return;
+        }
+        tracing::debug!(sink, "sink started; writing its deferred volume again");
+        let action = self.sink_action(sink, channels.map(|c| c.to_vec()), muted);
+        self.actions.push(action);
     }
 }
 

@@ -13,38 +13,26 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use pipewire as pw;
+use pvm_ipc::protocol::{Request, Response};
 use pvm_ipc::writer::SnapshotWriter;
 use pw::loop_::{EventSource, IoSource, Signal, SignalSource, TimerSource};
 
+use crate::control::server::{Reply, Token};
 use crate::control::ControlServer;
-use crate::daemon::{Action, Daemon};
+use crate::daemon::{Daemon, Outcome};
 use crate::model::GraphEvent;
-use crate::pw::params;
-use crate::pw::session::{Session, SessionEvents};
+use crate::pw::actions::{perform, HOLD_KEY};
+use crate::pw::connection::{Connection, Phase, Synced};
+use crate::pw::session::SessionEvents;
+use crate::requests::Requests;
 use crate::router::RouteAction;
 
-/// Reconnect delays: first retry, and the cap of the doubling backoff.
-const RECONNECT_FIRST: Duration = Duration::from_millis(50);
-const RECONNECT_MAX: Duration = Duration::from_millis(1000);
 /// The stats file is written at most this often.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
-
-/// Where the connection stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Not connected; a reconnect is scheduled.
-    Disconnected,
-    /// Connected, waiting for the first sync (registry enumerated).
-    Enumerating(i32),
-    /// Waiting for the second sync (bound objects' info and params).
-    Binding(i32),
-    /// Up to date.
-    Live,
-}
 
 /// A raw fd wrapper for `add_io`, which wants to own something `AsRawFd`.
 struct Fd(RawFd);
@@ -61,10 +49,8 @@ pub struct Runtime {
     daemon: RefCell<Daemon>,
     writer: RefCell<SnapshotWriter>,
     control: RefCell<ControlServer>,
-    session: RefCell<Option<Session>>,
-    phase: Cell<Phase>,
-    backoff: Cell<Duration>,
-    ever_connected: Cell<bool>,
+    connection: RefCell<Connection>,
+    requests: RefCell<Requests>,
     ready_sent: Cell<bool>,
     publish_pending: Cell<bool>,
     stats_armed: Cell<bool>,
@@ -73,6 +59,7 @@ pub struct Runtime {
     publish: OnceCell<EventSource<'static>>,
     reconnect: OnceCell<TimerSource<'static>>,
     stats_timer: OnceCell<TimerSource<'static>>,
+    answer_timer: OnceCell<TimerSource<'static>>,
 }
 
 /// The inotify watch on the config file's directory.
@@ -136,10 +123,8 @@ impl Runtime {
             daemon: RefCell::new(daemon),
             writer: RefCell::new(writer),
             control: RefCell::new(control),
-            session: RefCell::new(None),
-            phase: Cell::new(Phase::Disconnected),
-            backoff: Cell::new(RECONNECT_FIRST),
-            ever_connected: Cell::new(false),
+            connection: RefCell::new(Connection::new()),
+            requests: RefCell::new(Requests::new()),
             ready_sent: Cell::new(false),
             publish_pending: Cell::new(false),
             stats_armed: Cell::new(false),
@@ -148,6 +133,7 @@ impl Runtime {
             publish: OnceCell::new(),
             reconnect: OnceCell::new(),
             stats_timer: OnceCell::new(),
+            answer_timer: OnceCell::new(),
         })
     }
 
@@ -180,6 +166,14 @@ impl Runtime {
             }
         });
         let _ = self.stats_timer.set(stats_timer);
+
+        let w = weak.clone();
+        let answer_timer = lp.add_timer(move |_| {
+            if let Some(rt) = w.upgrade() {
+                rt.answer_due();
+            }
+        });
+        let _ = self.answer_timer.set(answer_timer);
 
         let w = weak.clone();
         let _control_io: IoSource<'static, Fd> =
@@ -246,7 +240,7 @@ impl Runtime {
     }
 
     fn shutdown(&self) {
-        *self.session.borrow_mut() = None;
+        self.connection.borrow_mut().drop_session();
         self.control.borrow().remove_socket();
         self.write_stats();
         self.writer.borrow_mut().mark_stopped();
@@ -254,30 +248,22 @@ impl Runtime {
 
     /// Tries to connect; on failure schedules another try.
     fn connect(self: &Rc<Self>) {
-        // Drop a dead session first (outside any PipeWire callback).
-        *self.session.borrow_mut() = None;
         let events: Weak<dyn SessionEvents> = Rc::downgrade(self) as Weak<dyn SessionEvents>;
-        match Session::connect(self.main_loop, events) {
-            Ok(session) => {
-                let seq = session.sync();
-                *self.session.borrow_mut() = Some(session);
-                match seq {
-                    Ok(seq) => {
-                        self.phase.set(Phase::Enumerating(seq));
-                        if self.ever_connected.replace(true) {
-                            self.daemon.borrow_mut().stats.reconnects += 1;
-                        }
-                        self.daemon.borrow_mut().on_connected();
-                        tracing::info!("connected to PipeWire");
-                    }
-                    Err(e) => self.disconnected(&format!("{e:#}")),
+        let result = self.connection.borrow_mut().connect(self.main_loop, events);
+        match result {
+            Ok(reconnect) => {
+                if reconnect {
+                    self.daemon.borrow_mut().stats.reconnects += 1;
                 }
+                self.daemon.borrow_mut().on_connected();
+                tracing::info!("connected to PipeWire");
             }
             Err(e) => {
                 tracing::debug!("cannot connect to PipeWire: {e:#}");
                 self.schedule_reconnect();
                 // Not being able to reach PipeWire is a state, not a failure:
                 // publish it and tell systemd we are up.
+                self.answer_early();
                 self.request_publish();
                 self.notify_ready();
             }
@@ -285,22 +271,21 @@ impl Runtime {
     }
 
     fn schedule_reconnect(&self) {
-        self.phase.set(Phase::Disconnected);
-        let delay = self.backoff.get();
-        self.backoff.set((delay * 2).min(RECONNECT_MAX));
-        if let Some(t) = self.reconnect.get() {
+        let delay = self.connection.borrow_mut().lost();
+        if let (Some(delay), Some(t)) = (delay, self.reconnect.get()) {
             let _ = t.update_timer(Some(delay), None);
         }
     }
 
     fn disconnected(&self, why: &str) {
-        if self.phase.get() == Phase::Disconnected {
+        if self.connection.borrow().phase() == Phase::Disconnected {
             return;
         }
         tracing::warn!("lost the connection to PipeWire: {why}");
         self.daemon.borrow_mut().on_disconnected();
-        self.backoff.set(RECONNECT_FIRST);
+        self.requests.borrow_mut().connection_lost();
         self.schedule_reconnect();
+        self.answer_early();
         self.request_publish();
     }
 
@@ -315,17 +300,30 @@ impl Runtime {
     fn after_change(&self) {
         let actions = self.daemon.borrow_mut().take_actions();
         if !actions.is_empty() {
-            let session = self.session.borrow();
-            match session.as_ref() {
+            let connection = self.connection.borrow();
+            match connection.session() {
                 Some(s) => {
-                    for a in actions {
-                        if let Err(e) = perform(s, &a) {
-                            tracing::warn!("cannot perform {a:?}: {e:#}");
-                            self.daemon.borrow_mut().stats.errors += 1;
+                    for a in &actions {
+                        match perform(s, a) {
+                            Ok(_) => {}
+                            // Kept by the router and written again when the
+                            // metadata is back (see Daemon::on_default_metadata).
+                            Err(e)
+                                if matches!(
+                                    a,
+                                    crate::daemon::Action::Route(RouteAction::Pin { .. } | RouteAction::Unpin { .. })
+                                ) =>
+                            {
+                                tracing::debug!("routing write kept for later: {e:#}");
+                            }
+                            Err(e) => {
+                                tracing::warn!("cannot perform {a:?}: {e:#}");
+                                self.daemon.borrow_mut().stats.errors += 1;
+                            }
                         }
                     }
                 }
-                None => tracing::debug!("dropping {} actions: not connected", actions.len()),
+                None => tracing::debug!("not connected: {} actions are re-derived after the reconnect", actions.len()),
             }
         }
         if self.daemon.borrow().is_dirty() {
@@ -343,30 +341,102 @@ impl Runtime {
 
     fn publish_now(&self) {
         self.publish_pending.set(false);
-        if let Some(s) = self.session.borrow().as_ref() {
+        if let Some(s) = self.connection.borrow().session() {
             s.bury();
         }
         // Before the first sync the graph is incomplete: publishing it would
         // show a half-enumerated state (the initial flags are published once).
-        let live = matches!(self.phase.get(), Phase::Live | Phase::Disconnected);
-        if !live {
+        if self.connection.borrow().is_syncing() {
             return;
         }
         let mut daemon = self.daemon.borrow_mut();
-        if !daemon.is_dirty() {
+        if daemon.is_dirty() {
+            let snapshot = daemon.snapshot_for_publish();
+            let generation = self.writer.borrow_mut().publish(snapshot);
+            daemon.published(generation);
+            let mut control = self.control.borrow_mut();
+            if control.has_subscribers() {
+                let json = daemon.status_json();
+                control.broadcast(&json);
+            }
+            drop(control);
+            drop(daemon);
+            self.arm_stats();
+        } else {
+            drop(daemon);
+        }
+        // The snapshot now shows everything the graph does: answer the
+        // requests whose result it shows.
+        self.resolve_requests();
+    }
+
+    /// Answers waiting requests that are due, given the published graph.
+    fn resolve_requests(&self) {
+        if self.requests.borrow().is_empty() {
             return;
         }
-        let snapshot = daemon.snapshot_for_publish();
-        let generation = self.writer.borrow_mut().publish(snapshot);
-        daemon.published(generation);
+        let (answers, deferrals) = {
+            let daemon = self.daemon.borrow();
+            self.requests.borrow_mut().resolve(daemon.mixer(), Instant::now())
+        };
+        for d in deferrals {
+            self.daemon.borrow_mut().defer_until_running(d.sink, d.channels, d.muted);
+        }
+        if !answers.is_empty() {
+            let mut control = self.control.borrow_mut();
+            for (token, response) in &answers {
+                if matches!(response, Response::Error(_)) {
+                    self.daemon.borrow_mut().count_request_error();
+                }
+                control.complete(*token, response);
+            }
+            drop(control);
+            // Their clients' next requests.
+            self.serve_control();
+        }
+        self.arm_answer_timer();
+    }
+
+    /// The earliest deadline of a waiting request passed.
+    fn answer_due(&self) {
+        self.resolve_requests();
+    }
+
+    fn arm_answer_timer(&self) {
+        let Some(t) = self.answer_timer.get() else { return };
+        let next = self.requests.borrow().next_deadline();
+        let delay = next.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_micros(100)));
+        let _ = t.update_timer(delay, None);
+    }
+
+    /// Sends one round trip for every waiting request that needs one.
+    fn sync_requests(&self) {
+        if !self.requests.borrow().needs_sync() {
+            return;
+        }
+        match self.connection.borrow().sync() {
+            Some(seq) => self.requests.borrow_mut().sync_sent(seq),
+            None => self.requests.borrow_mut().connection_lost(),
+        }
+    }
+
+    /// Runs the requests that waited for the first sync (or answers them,
+    /// if the connection could not be made).
+    fn answer_early(&self) {
+        let early = self.requests.borrow_mut().take_early();
+        if early.is_empty() {
+            return;
+        }
         let mut control = self.control.borrow_mut();
-        if control.has_subscribers() {
-            let json = daemon.status_json();
-            control.broadcast(&json);
+        for (token, request) in early {
+            if let Some(response) = self.handle_request(token, request) {
+                control.complete(token, &response);
+            }
         }
         drop(control);
-        drop(daemon);
-        self.arm_stats();
+        self.after_change();
+        self.sync_requests();
+        self.request_publish();
     }
 
     fn arm_stats(&self) {
@@ -393,9 +463,52 @@ impl Runtime {
 
     fn serve_control(&self) {
         let mut control = self.control.borrow_mut();
-        control.dispatch(&mut |request| self.daemon.borrow_mut().handle(request));
+        control.dispatch(&mut |token, request| match self.handle_request(token, request) {
+            Some(response) => Reply::Now(response),
+            None => Reply::Later,
+        });
         drop(control);
         self.after_change();
+        self.sync_requests();
+        self.arm_answer_timer();
+    }
+
+    /// Runs one request. `None`: it is answered later (see [`Requests`]).
+    fn handle_request(&self, token: Token, request: Request) -> Option<Response> {
+        let needs_graph = !matches!(request, Request::Ping | Request::Version | Request::Trace);
+        if needs_graph && self.connection.borrow().is_syncing() {
+            // The graph is being enumerated: a sink named in the request may
+            // simply not have been announced yet. Same answer as after it.
+            self.requests.borrow_mut().wait_for_sync(token, request, Instant::now());
+            return None;
+        }
+        let outcome = self.daemon.borrow_mut().handle(request);
+        let (expect, payload) = match outcome {
+            Outcome::Done(response) => return Some(response),
+            Outcome::Wait { expect, payload } => (expect, payload),
+        };
+        // Perform this request's writes now, to know which proxies carry
+        // them and whether they could be made.
+        let actions = self.daemon.borrow_mut().take_actions();
+        let mut proxies = Vec::new();
+        {
+            let connection = self.connection.borrow();
+            let Some(session) = connection.session() else {
+                return Some(Response::Error("not connected to PipeWire".into()));
+            };
+            for a in &actions {
+                match perform(session, a) {
+                    Ok(ids) => proxies.extend(ids),
+                    Err(e) if matches!(a, crate::daemon::Action::Route(_)) => {
+                        // Kept by the router; written when the metadata is back.
+                        tracing::debug!("routing write kept for later: {e:#}");
+                    }
+                    Err(e) => return Some(Response::Error(format!("{e:#}"))),
+                }
+            }
+        }
+        self.requests.borrow_mut().wait(token, expect, payload, proxies, Instant::now());
+        None
     }
 }
 
@@ -404,29 +517,6 @@ enum SignalAction {
     Quit,
     Reload,
     DumpTrace,
-}
-
-fn perform(session: &Session, action: &Action) -> Result<()> {
-    match action {
-        Action::Route(RouteAction::Pin { stream, sink_serial, sink_id }) => {
-            session.set_metadata(*stream, "target.object", Some("Spa:Id"), Some(&sink_serial.to_string()))?;
-            session.set_metadata(*stream, "target.node", Some("Spa:Id"), Some(&sink_id.to_string()))
-        }
-        Action::Route(RouteAction::Unpin { stream }) => {
-            session.set_metadata(*stream, "target.object", None, None)?;
-            session.set_metadata(*stream, "target.node", None, None)
-        }
-        Action::NodeVolume { node, channels, muted } => {
-            session.set_node_props(*node, &params::build_props(channels.as_deref(), *muted))
-        }
-        Action::RouteVolume { device, index, route_device, channels, muted } => {
-            session.set_device_route(*device, &params::build_route(*index, *route_device, channels.as_deref(), *muted))
-        }
-        Action::DefaultSink { name } => {
-            let value = serde_json::json!({ "name": name }).to_string();
-            session.set_metadata(0, "default.configured.audio.sink", Some("Spa:String:JSON"), Some(&value))
-        }
-    }
 }
 
 impl SessionEvents for Runtime {
@@ -440,31 +530,60 @@ impl SessionEvents for Runtime {
         self.after_change();
     }
 
+    fn default_metadata(&self, bound: bool) {
+        self.daemon.borrow_mut().on_default_metadata(bound);
+        self.after_change();
+    }
+
+    fn own_metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>) {
+        if subject == 0 && key.is_none_or(|k| k == HOLD_KEY) {
+            self.daemon.borrow_mut().set_hold_active(value.is_some());
+            self.after_change();
+        }
+    }
+
+    fn session_manager_gone(&self) {
+        // Its hold went with it; a restarted one announces itself again.
+        self.daemon.borrow_mut().set_hold_active(false);
+        if let Some(s) = self.connection.borrow().session() {
+            let _ = s.set_own_metadata(0, HOLD_KEY, None, None);
+        }
+        self.after_change();
+    }
+
+    fn proxy_error(&self, proxy: u32, message: &str) {
+        self.requests.borrow_mut().proxy_error(proxy, message);
+        self.daemon.borrow_mut().stats.errors += 1;
+    }
+
     fn synced(&self, seq: i32) {
-        match self.phase.get() {
-            Phase::Enumerating(s) if s == seq => {
-                // Globals are known and bound; one more round trip brings
-                // their info and params.
-                let next = self.session.borrow().as_ref().map(Session::sync);
-                match next {
-                    Some(Ok(n)) => self.phase.set(Phase::Binding(n)),
-                    _ => self.disconnected("sync failed"),
-                }
-            }
-            Phase::Binding(s) if s == seq => {
-                self.phase.set(Phase::Live);
+        let step = self.connection.borrow_mut().synced(seq);
+        match step {
+            Synced::Enumerated => {}
+            Synced::Failed => self.disconnected("sync failed"),
+            Synced::Live => {
                 self.daemon.borrow_mut().on_synced();
-                self.backoff.set(RECONNECT_FIRST);
                 tracing::info!(
                     sinks = self.daemon.borrow().mixer().sink_count(),
                     apps = self.daemon.borrow().mixer().apps().len(),
                     "in sync with PipeWire"
                 );
+                if !self.daemon.borrow().hold_active() {
+                    tracing::info!(
+                        "no routing hold announced by the session manager: new streams are pinned as they appear \
+                         (WirePlumber 0.5: `pvmctl setup wireplumber` installs it)"
+                    );
+                }
                 self.request_publish();
                 self.publish_now();
                 self.notify_ready();
+                self.answer_early();
             }
-            _ => {}
+            Synced::Other => {
+                self.requests.borrow_mut().synced(seq);
+                self.sync_requests();
+                self.request_publish();
+            }
         }
     }
 

@@ -8,14 +8,31 @@ use pvm_ipc::layout::{
 use crate::model::{volume, Mixer};
 use crate::router::Router;
 
+/// What the snapshot shows.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    /// The graph.
+    pub mixer: &'a Mixer,
+    /// Routing targets.
+    pub router: &'a Router,
+    /// Connected to PipeWire and in sync.
+    pub connected: bool,
+    /// The session manager's routing hold has announced itself.
+    pub hold_active: bool,
+}
+
 /// Writes the state into `snap` (header counts and flags, every sink slot,
 /// and every app slot when `apps` is set; otherwise the app slots are left as
 /// the last fill wrote them, which is right when only sinks changed). The
 /// writer sets the seqlock fields.
-pub fn fill(snap: &mut Snapshot, mixer: &Mixer, router: &Router, connected: bool, apps: bool) {
+pub fn fill(snap: &mut Snapshot, view: View<'_>, apps: bool) {
+    let View { mixer, router, connected, hold_active } = view;
     let mut flags = header_flags::RUNNING;
     if connected {
         flags |= header_flags::CONNECTED;
+    }
+    if hold_active {
+        flags |= header_flags::HOLD_ACTIVE;
     }
     let mut truncated = false;
 
@@ -97,6 +114,12 @@ fn fill_apps(snap: &mut Snapshot, mixer: &Mixer, router: &Router) {
             }
         }
         let first = app.streams.first().and_then(|&id| mixer.stream(id));
+        // A move made in another tool after the stream started is where it
+        // plays now and what we leave it to.
+        let moved = app.streams.first().and_then(|&id| router.override_value(id)).map(|v| {
+            let sink = v.parse::<u64>().ok().and_then(|serial| mixer.sinks().find(|s| s.props.serial == Some(serial)));
+            sink.map_or(v, |s| s.name())
+        });
         let target = app.streams.first().and_then(|&id| router.target(id));
         if any_running {
             f |= app_flags::ACTIVE;
@@ -114,14 +137,19 @@ fn fill_apps(snap: &mut Snapshot, mixer: &Mixer, router: &Router) {
             f |= app_flags::NAME_TRUNCATED;
         }
         let cut_sink = write_str(&mut slot.sink, sink_name);
-        let cut_target = write_str(&mut slot.target, target.map_or("", |t| t.sink.as_str()));
+        let target_name = moved.unwrap_or_else(|| target.map_or("", |t| t.sink.as_str()));
+        let cut_target = write_str(&mut slot.target, target_name);
         if cut_sink || cut_target {
             f |= app_flags::SINK_TRUNCATED;
         }
         slot.flags = f;
         slot.stream_count = app.streams.len() as u32;
         slot.volume = first.map_or(0.0, |s| volume::displayed(&s.channels));
-        slot.target_source = target.map_or(TargetSource::SessionManager, |t| t.source) as u32;
+        slot.target_source = match (moved, target) {
+            (Some(_), _) => TargetSource::OtherTool,
+            (None, Some(t)) => t.source,
+            (None, None) => TargetSource::SessionManager,
+        } as u32;
         n_apps += 1;
     }
     for slot in &mut snap.apps[n_apps..] {
@@ -134,6 +162,10 @@ fn fill_apps(snap: &mut Snapshot, mixer: &Mixer, router: &Router) {
 mod tests {
     use super::*;
     use crate::model::{GraphEvent, NodeProps};
+
+    fn view<'a>(mixer: &'a Mixer, router: &'a Router, connected: bool) -> View<'a> {
+        View { mixer, router, connected, hold_active: false }
+    }
 
     fn mixer_with(sinks: usize, apps: usize, app_name: impl Fn(usize) -> String) -> Mixer {
         let mut m = Mixer::new();
@@ -159,7 +191,7 @@ mod tests {
     fn ten_sinks_and_130_apps_overflow_but_fill_the_first_slots() {
         let m = mixer_with(10, 130, |i| format!("app{i}"));
         let mut snap = Snapshot::new_boxed();
-        fill(&mut snap, &m, &Router::new(), true, true);
+        fill(&mut snap, view(&m, &Router::new(), true), true);
         let h = snap.header;
         assert_eq!(h.sink_count, 8);
         assert_eq!(h.app_count, 128);
@@ -180,7 +212,7 @@ mod tests {
         let long = "ä".repeat(150); // 300 bytes
         let m = mixer_with(1, 1, |_| long.clone());
         let mut snap = Snapshot::new_boxed();
-        fill(&mut snap, &m, &Router::new(), true, true);
+        fill(&mut snap, view(&m, &Router::new(), true), true);
         let app = &snap.apps[0];
         assert!(app.has(app_flags::NAME_TRUNCATED));
         assert_ne!(snap.header.flags & header_flags::TRUNCATED, 0);
@@ -193,11 +225,11 @@ mod tests {
     fn removed_entries_are_cleared() {
         let mut m = mixer_with(2, 2, |i| format!("app{i}"));
         let mut snap = Snapshot::new_boxed();
-        fill(&mut snap, &m, &Router::new(), false, true);
+        fill(&mut snap, view(&m, &Router::new(), false), true);
         assert_eq!(snap.header.flags & header_flags::CONNECTED, 0);
         m.apply(GraphEvent::Removed { id: 1001 });
         m.apply(GraphEvent::Removed { id: 1 });
-        fill(&mut snap, &m, &Router::new(), true, true);
+        fill(&mut snap, view(&m, &Router::new(), true), true);
         assert_eq!(snap.header.app_count, 1);
         assert_eq!(snap.header.sink_count, 1);
         assert_eq!(snap.apps[1].name(), "");
@@ -209,14 +241,14 @@ mod tests {
         let long = "ä".repeat(150);
         let mut m = mixer_with(2, 2, |i| if i == 0 { long.clone() } else { format!("app{i}") });
         let mut snap = Snapshot::new_boxed();
-        fill(&mut snap, &m, &Router::new(), true, true);
+        fill(&mut snap, view(&m, &Router::new(), true), true);
         let apps_before = snap.apps;
         m.apply(GraphEvent::NodeVolume {
             id: 1,
             channels: Some([0.125f32, 0.125].into_iter().collect()),
             muted: Some(true),
         });
-        fill(&mut snap, &m, &Router::new(), true, false);
+        fill(&mut snap, view(&m, &Router::new(), true), false);
         assert!((snap.sinks[1].volume - 0.5).abs() < 1e-6);
         assert!(snap.sinks[1].has(sink_flags::MUTED));
         assert_eq!(bytemuck::bytes_of(&snap.apps), bytemuck::bytes_of(&apps_before));

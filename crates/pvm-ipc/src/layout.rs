@@ -44,6 +44,9 @@ pub mod header_flags {
     pub const APPS_OVERFLOW: u32 = 1 << 3;
     /// At least one string in the snapshot was truncated.
     pub const TRUNCATED: u32 = 1 << 4;
+    /// The session manager's routing hold has announced itself: new streams
+    /// wait for the daemon's decision before they are linked.
+    pub const HOLD_ACTIVE: u32 = 1 << 5;
 }
 
 /// Bits of [`SinkSlot::flags`].
@@ -86,6 +89,9 @@ pub enum TargetSource {
     Rule = 1,
     /// A `ROUTE` command (persisted).
     Route = 2,
+    /// Someone else moved the stream after it started (a user in another
+    /// tool: pavucontrol, wpctl, pw-metadata); respected, not persisted.
+    OtherTool = 3,
 }
 
 impl TargetSource {
@@ -94,6 +100,7 @@ impl TargetSource {
         match v {
             1 => Self::Rule,
             2 => Self::Route,
+            3 => Self::OtherTool,
             _ => Self::SessionManager,
         }
     }
@@ -104,6 +111,7 @@ impl TargetSource {
             Self::SessionManager => "session-manager",
             Self::Rule => "rule",
             Self::Route => "route",
+            Self::OtherTool => "other-tool",
         }
     }
 }

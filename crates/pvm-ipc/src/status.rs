@@ -26,6 +26,12 @@ pub struct Status {
     pub overflow: bool,
     /// At least one name was cut to fit its slot.
     pub truncated: bool,
+    /// The session manager's routing hold is active (WirePlumber 0.5 with the
+    /// hook `pvmctl setup wireplumber` installs): new streams wait for the
+    /// daemon's decision. `false`: streams are pinned as they appear and may
+    /// start on another sink for a moment.
+    #[serde(default)]
+    pub hold_active: bool,
     /// `node.name` of the default sink, if known.
     pub default_sink: Option<String>,
     /// Sinks the daemon knows (may exceed `sinks.len()`).
@@ -74,7 +80,8 @@ pub struct AppStatus {
     pub muted: bool,
     /// The sink we route it to; `None` when the session manager decides.
     pub target: Option<String>,
-    /// Where `target` comes from: `"rule"`, `"route"` or `"session-manager"`.
+    /// Where `target` comes from: `"rule"`, `"route"`, `"other-tool"` (moved
+    /// by the user in another tool after it started) or `"session-manager"`.
     pub target_source: String,
     /// Its streams may be moved.
     pub movable: bool,
@@ -130,6 +137,7 @@ impl From<&Snapshot> for Status {
             connected: flag(header_flags::CONNECTED),
             overflow: flag(header_flags::SINKS_OVERFLOW) || flag(header_flags::APPS_OVERFLOW),
             truncated: flag(header_flags::TRUNCATED),
+            hold_active: flag(header_flags::HOLD_ACTIVE),
             default_sink: sinks.iter().find(|s| s.default).map(|s| s.name.clone()),
             total_sinks: header.total_sinks,
             total_apps: header.total_apps,
@@ -316,6 +324,7 @@ mod tests {
                 "connected",
                 "default_sink",
                 "generation",
+                "hold_active",
                 "overflow",
                 "running",
                 "sinks",

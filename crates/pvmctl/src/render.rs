@@ -48,6 +48,11 @@ pub fn status_text(status: &Status) -> String {
     if status.truncated {
         out.push_str("\nnote: some names were shortened to fit the snapshot.\n");
     }
+    if status.running && status.connected && !status.hold_active {
+        out.push_str(
+            "\nhint: new streams may start on another sink for a moment; `pvmctl setup wireplumber` installs the routing hold (WirePlumber 0.5).\n",
+        );
+    }
     out
 }
 
@@ -166,6 +171,7 @@ mod tests {
             connected: true,
             overflow: false,
             truncated: false,
+            hold_active: true,
             default_sink: Some("game".into()),
             total_sinks: 2,
             total_apps: 2,
@@ -253,6 +259,15 @@ Apps:
         let mut status = sample();
         status.connected = false;
         assert!(status_text(&status).starts_with("daemon: running, not connected"));
+
+        let mut status = sample();
+        assert!(!status_text(&status).contains("setup wireplumber"));
+        status.hold_active = false;
+        assert!(
+            status_text(&status).contains("hint: new streams may start on another sink"),
+            "{}",
+            status_text(&status)
+        );
     }
 
     #[test]

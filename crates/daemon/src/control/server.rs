@@ -32,6 +32,28 @@ pub const OUT_LIMIT: usize = 1024 * 1024;
 
 const LISTENER: u64 = u64::MAX;
 
+/// How a request is answered.
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    /// With this response, now.
+    Now(Response),
+    /// Later, through [`ControlServer::complete`]; the client's further
+    /// requests wait (answers stay in order).
+    Later,
+}
+
+/// Identifies a connection, for [`Reply::Later`] answers.
+pub type Token = u64;
+
+/// What a connection's deferred answer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Awaited {
+    /// A response line.
+    Response,
+    /// The first status line after `SUBSCRIBE` (sent bare, without `OK `).
+    FirstStatus,
+}
+
 struct Conn {
     stream: UnixStream,
     inbuf: Vec<u8>,
@@ -39,6 +61,11 @@ struct Conn {
     /// Bytes of `out` already sent.
     sent: usize,
     subscribed: bool,
+    /// The newest status line for a subscriber whose socket is full: sent
+    /// (instead of every line in between) once it drains.
+    latest: Option<String>,
+    /// A request of this client is being answered later.
+    waiting: Option<Awaited>,
     /// Close once `out` is flushed.
     closing: bool,
     /// Interest currently registered with epoll.
@@ -83,6 +110,15 @@ pub struct ControlServer {
     readbuf: Box<[u8; 4096]>,
     /// Clients with complete request lines left over after a pause.
     resume: Vec<u64>,
+    /// An fd kept open to be closed when `accept` runs out of fds.
+    spare_fd: Option<OwnedFd>,
+    /// Whether the listener is in the epoll set's interest.
+    listening: bool,
+    fd_warning_given: bool,
+}
+
+fn open_spare_fd() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
 }
 
 impl ControlServer {
@@ -105,6 +141,9 @@ impl ControlServer {
             events: vec![MaybeUninit::uninit(); 64],
             readbuf: Box::new([0; 4096]),
             resume: Vec::new(),
+            spare_fd: open_spare_fd(),
+            listening: true,
+            fd_warning_given: false,
         })
     }
 
@@ -129,7 +168,7 @@ impl ControlServer {
     }
 
     /// Serves whatever is ready, answering requests with `handler`.
-    pub fn dispatch(&mut self, handler: &mut dyn FnMut(Request) -> Response) {
+    pub fn dispatch(&mut self, handler: &mut dyn FnMut(Token, Request) -> Reply) {
         // Bounded rounds so one busy client cannot hold the loop.
         for _ in 0..4 {
             let mut events = std::mem::take(&mut self.events);
@@ -167,11 +206,38 @@ impl ControlServer {
         }
     }
 
-    /// Sends `line` to every subscriber; drops subscribers that fell too far behind.
+    /// Answers a request that was answered [`Reply::Later`], then lets the
+    /// client's next requests through (on the next [`ControlServer::dispatch`]).
+    pub fn complete(&mut self, token: Token, response: &Response) {
+        let Some(conn) = self.clients.get_mut(&token) else { return };
+        let line = match (response, conn.waiting.take()) {
+            (Response::Ok(Some(json)), Some(Awaited::FirstStatus)) => json.clone(),
+            _ => response.to_line(),
+        };
+        conn.push_line(&line);
+        if conn.inbuf.contains(&b'\n') && !self.resume.contains(&token) {
+            self.resume.push(token);
+        }
+        self.flush(token);
+    }
+
+    /// Whether requests wait to be let through by [`ControlServer::dispatch`].
+    pub fn has_resumable(&self) -> bool {
+        !self.resume.is_empty()
+    }
+
+    /// Sends a status line to every subscriber. A subscriber whose socket is
+    /// full gets only the newest line once it drains: a status bar needs the
+    /// current state, not every state in between, and its buffer stays
+    /// bounded however long it pauses.
     pub fn broadcast(&mut self, line: &str) {
         let tokens: Vec<u64> = self.clients.iter().filter(|(_, c)| c.subscribed).map(|(&t, _)| t).collect();
         for t in tokens {
             if let Some(c) = self.clients.get_mut(&t) {
+                if c.pending() > 0 || c.waiting.is_some() {
+                    c.latest = Some(line.to_owned());
+                    continue;
+                }
                 c.push_line(line);
             }
             self.flush(t);
@@ -183,9 +249,9 @@ impl ControlServer {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: try again on the next wake-up.
-                    tracing::warn!("accepting a control connection: {e}");
+                    self.out_of_fds(&e);
                     return;
                 }
             };
@@ -226,6 +292,8 @@ impl ControlServer {
                     out: Vec::new(),
                     sent: 0,
                     subscribed: false,
+                    latest: None,
+                    waiting: None,
                     closing: false,
                     interest,
                 },
@@ -233,7 +301,40 @@ impl ControlServer {
         }
     }
 
-    fn serve(&mut self, token: u64, flags: epoll::EventFlags, handler: &mut dyn FnMut(Request) -> Response) {
+    /// `accept` failed (EMFILE, ENFILE, ENOBUFS...). The listener is
+    /// level-triggered: left as it is, the loop would spin on the waiting
+    /// connection. Free the spare fd to take that connection and tell it so,
+    /// then re-open the spare; if that is not possible, stop listening until
+    /// a client leaves.
+    fn out_of_fds(&mut self, e: &std::io::Error) {
+        if self.spare_fd.take().is_some() {
+            if let Ok((mut s, _)) = self.listener.accept() {
+                let _ = s.set_nonblocking(true);
+                let _ = s.write_all(b"ERROR too many open files\n");
+            }
+            self.spare_fd = open_spare_fd();
+            if self.spare_fd.is_some() {
+                if !self.fd_warning_given {
+                    tracing::warn!("accepting a control connection: {e}; refusing connections until fds are free");
+                    self.fd_warning_given = true;
+                }
+                return;
+            }
+        }
+        tracing::warn!("accepting a control connection: {e}; not listening until a client leaves");
+        self.set_listening(false);
+    }
+
+    fn set_listening(&mut self, on: bool) {
+        if self.listening == on {
+            return;
+        }
+        self.listening = on;
+        let flags = if on { epoll::EventFlags::IN } else { epoll::EventFlags::empty() };
+        let _ = epoll::modify(&self.epoll, &self.listener, epoll::EventData::new_u64(LISTENER), flags);
+    }
+
+    fn serve(&mut self, token: u64, flags: epoll::EventFlags, handler: &mut dyn FnMut(Token, Request) -> Reply) {
         if flags.contains(epoll::EventFlags::OUT) {
             self.flush(token);
         }
@@ -242,7 +343,7 @@ impl ControlServer {
         }
     }
 
-    fn read(&mut self, token: u64, handler: &mut dyn FnMut(Request) -> Response) {
+    fn read(&mut self, token: u64, handler: &mut dyn FnMut(Token, Request) -> Reply) {
         let Some(conn) = self.clients.get_mut(&token) else { return };
         if conn.closing {
             return;
@@ -259,29 +360,39 @@ impl ControlServer {
         self.process_lines(token, handler);
     }
 
-    fn process_lines(&mut self, token: u64, handler: &mut dyn FnMut(Request) -> Response) {
+    fn process_lines(&mut self, token: u64, handler: &mut dyn FnMut(Token, Request) -> Reply) {
         let Some(conn) = self.clients.get_mut(&token) else { return };
         let mut start = 0;
         let mut paused = false;
         while let Some(pos) = conn.inbuf[start..].iter().position(|&b| b == b'\n') {
-            if conn.pending() > READ_PAUSE {
+            if conn.pending() > READ_PAUSE || conn.waiting.is_some() {
                 paused = true;
                 break;
             }
-            let response = match parse_request(&conn.inbuf[start..start + pos]) {
+            let line = &conn.inbuf[start..start + pos];
+            start += pos + 1;
+            let response = match parse_request(line) {
                 Ok(Request::Subscribe) => {
                     conn.subscribed = true;
-                    let ok = handler(Request::Subscribe);
-                    conn.push_line(&ok.to_line());
-                    match handler(Request::Status) {
-                        Response::Ok(Some(json)) => json,
-                        other => other.to_line(),
+                    conn.push_line("OK");
+                    match handler(token, Request::Status) {
+                        Reply::Now(Response::Ok(Some(json))) => json,
+                        Reply::Now(other) => other.to_line(),
+                        Reply::Later => {
+                            conn.waiting = Some(Awaited::FirstStatus);
+                            continue;
+                        }
                     }
                 }
-                Ok(request) => handler(request).to_line(),
+                Ok(request) => match handler(token, request) {
+                    Reply::Now(r) => r.to_line(),
+                    Reply::Later => {
+                        conn.waiting = Some(Awaited::Response);
+                        continue;
+                    }
+                },
                 Err(e) => Response::Error(e.to_string()).to_line(),
             };
-            start += pos + 1;
             conn.push_line(&response);
         }
         conn.inbuf.drain(..start);
@@ -299,19 +410,33 @@ impl ControlServer {
 
     fn flush(&mut self, token: u64) {
         let Some(conn) = self.clients.get_mut(&token) else { return };
-        while conn.pending() > 0 {
-            match conn.stream.write(&conn.out[conn.sent..]) {
-                Ok(0) => break,
-                Ok(n) => conn.sent += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    self.close(token);
-                    return;
+        loop {
+            while conn.pending() > 0 {
+                match conn.stream.write(&conn.out[conn.sent..]) {
+                    Ok(0) => break,
+                    Ok(n) => conn.sent += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.close(token);
+                        return;
+                    }
+                }
+            }
+            // Drained: the newest status held back while the socket was full.
+            match conn.latest.take() {
+                Some(latest) if conn.pending() == 0 && conn.waiting.is_none() => conn.push_line(&latest),
+                other => {
+                    conn.latest = other;
+                    break;
                 }
             }
         }
-        if conn.pending() <= READ_PAUSE && conn.inbuf.contains(&b'\n') && !self.resume.contains(&token) {
+        if conn.pending() <= READ_PAUSE
+            && conn.waiting.is_none()
+            && conn.inbuf.contains(&b'\n')
+            && !self.resume.contains(&token)
+        {
             self.resume.push(token);
         }
         if conn.pending() == 0 {
@@ -340,6 +465,13 @@ impl ControlServer {
     fn close(&mut self, token: u64) {
         if let Some(conn) = self.clients.remove(&token) {
             let _ = epoll::delete(&self.epoll, &conn.stream);
+            drop(conn);
+            // An fd is free again.
+            if self.spare_fd.is_none() {
+                self.spare_fd = open_spare_fd();
+            }
+            self.fd_warning_given = false;
+            self.set_listening(true);
         }
     }
 

@@ -28,17 +28,19 @@ fn add_stream(d: &mut Daemon, id: u32, app: &str) {
     d.on_graph_event(GraphEvent::NodeInfo { id, props: Some(NodeProps::default()), running: Some(true) });
 }
 
-fn ok(r: Response) -> Option<String> {
+/// The payload of an answer given now, or of the `OK` a waiting request
+/// gets once its result shows.
+fn ok(r: Outcome) -> Option<String> {
     match r {
-        Response::Ok(p) => p,
-        Response::Error(e) => panic!("unexpected ERROR {e}"),
+        Outcome::Done(Response::Ok(p)) | Outcome::Wait { payload: p, .. } => p,
+        Outcome::Done(Response::Error(e)) => panic!("unexpected ERROR {e}"),
     }
 }
 
-fn err(r: Response) -> String {
+fn err(r: Outcome) -> String {
     match r {
-        Response::Error(e) => e,
-        Response::Ok(p) => panic!("unexpected OK {p:?}"),
+        Outcome::Done(Response::Error(e)) => e,
+        other => panic!("unexpected {other:?}"),
     }
 }
 

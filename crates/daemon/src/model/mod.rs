@@ -105,6 +105,8 @@ pub struct Sink {
     pub device_backed: bool,
     /// The device route backing this sink: `(route index, route device)`.
     pub route: Option<(i32, i32)>,
+    /// Whether the node is running (state `running`).
+    pub running: bool,
 }
 
 impl Sink {
@@ -131,6 +133,8 @@ pub struct Stream {
     pub muted: bool,
     /// `(link id, sink id)` of each link from this stream to a sink.
     pub links: Vec<(u32, u32)>,
+    /// Whether the stream has ever been linked to a sink.
+    pub linked_once: bool,
 }
 
 impl Stream {
@@ -245,6 +249,9 @@ impl Mixer {
     fn node_info(&mut self, id: u32, props: Option<NodeProps>, running: Option<bool>) -> Changed {
         if let Some(sink) = self.sinks.get_mut(&id) {
             let mut changed = Changed::default();
+            if let Some(r) = running {
+                sink.running = r;
+            }
             if let Some(p) = props {
                 let before = sink.props.clone();
                 let old_dev = sink.props.device_id;
@@ -352,6 +359,7 @@ impl Mixer {
         };
         let before = stream.sink_id();
         stream.links.push((id, input_node));
+        stream.linked_once = true;
         changed.visible |= before != stream.sink_id();
         changed
     }
@@ -364,6 +372,7 @@ impl Mixer {
             if let Some(stream) = self.streams.get_mut(&out) {
                 if !stream.links.iter().any(|&(l, _)| l == link) {
                     stream.links.push((link, sink_id));
+                    stream.linked_once = true;
                 }
             }
         }

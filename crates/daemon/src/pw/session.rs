@@ -7,7 +7,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::rc::{Rc, Weak};
 
@@ -16,6 +16,7 @@ use pipewire as pw;
 use pw::device::{Device, DeviceListener};
 use pw::metadata::{Metadata, MetadataListener};
 use pw::node::{Node, NodeChangeMask, NodeListener, NodeState};
+use pw::proxy::ProxyT;
 use pw::registry::GlobalObject;
 use pw::spa::param::ParamType;
 use pw::spa::pod::Pod;
@@ -31,6 +32,16 @@ pub trait SessionEvents {
     fn graph(&self, event: GraphEvent);
     /// A property of the `default` metadata changed (`key` `None`: all cleared).
     fn metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>);
+    /// The `default` metadata was bound (`true`) or went away.
+    fn default_metadata(&self, bound: bool);
+    /// A property of our own metadata object changed (the routing hold's
+    /// announcement, our decisions' echoes).
+    fn own_metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>);
+    /// A session manager's client (WirePlumber) went away.
+    fn session_manager_gone(&self);
+    /// PipeWire reported an error for one of our proxies (`proxy` is its
+    /// local id, as returned by the calls that write).
+    fn proxy_error(&self, proxy: u32, message: &str);
     /// A `sync` round trip completed.
     fn synced(&self, seq: i32);
     /// The connection failed or was closed.
@@ -62,12 +73,46 @@ struct Objects {
     nodes: HashMap<u32, BoundNode>,
     devices: HashMap<u32, BoundDevice>,
     metadata: Option<BoundMetadata>,
+    /// Clients of a session manager (WirePlumber).
+    session_managers: HashSet<u32>,
     /// Proxies removed inside a PipeWire callback, freed later from the loop.
     graveyard: Vec<Box<dyn Any>>,
 }
 
+/// `metadata.name` of the metadata object the daemon exports for the
+/// session manager's routing hold.
+pub const OWN_METADATA_NAME: &str = "pipewire-volume-mixer";
+
+/// Our own metadata object: created on our connection, so it disappears with
+/// it (a dead daemon releases held streams at once).
+struct OwnMetadata {
+    _listener: MetadataListener,
+    proxy: Metadata,
+}
+
+impl Objects {
+    /// Forgets the object with this global id, setting its proxy aside for
+    /// [`Session::bury`]. Returns whether it was the `default` metadata and
+    /// whether it was a session manager's client.
+    fn remove(&mut self, id: u32) -> (bool, bool) {
+        if let Some(node) = self.nodes.remove(&id) {
+            self.graveyard.push(Box::new(node));
+        }
+        if let Some(dev) = self.devices.remove(&id) {
+            self.graveyard.push(Box::new(dev));
+        }
+        let metadata_gone = self.metadata.as_ref().is_some_and(|m| m.id == id);
+        if metadata_gone {
+            let m = self.metadata.take();
+            self.graveyard.push(Box::new(m));
+        }
+        (metadata_gone, self.session_managers.remove(&id))
+    }
+}
+
 /// A live connection.
 pub struct Session {
+    own: OwnMetadata,
     objects: Rc<RefCell<Objects>>,
     _registry_listener: pw::registry::Listener,
     _core_listener: pw::core::Listener,
@@ -98,16 +143,18 @@ impl Session {
                     }
                 })
                 .error(move |id, _seq, res, message| {
+                    let Some(ev) = on_error.upgrade() else { return };
                     if id == pw::core::PW_ID_CORE && res == -libc::EPIPE {
-                        if let Some(ev) = on_error.upgrade() {
-                            ev.disconnected(message);
-                        }
+                        ev.disconnected(message);
                     } else {
                         tracing::warn!(id, res, message, "PipeWire reported an error");
+                        ev.proxy_error(id, message);
                     }
                 })
                 .register()
         };
+
+        let own = create_own_metadata(&core, &events)?;
 
         let registry_listener = {
             let on_global = events.clone();
@@ -124,20 +171,17 @@ impl Session {
                     on_global_object(global, &reg, &objs, &ev, &on_global);
                 })
                 .global_remove(move |id| {
-                    if let Some(objs) = objs_remove.upgrade() {
-                        let mut o = objs.borrow_mut();
-                        if let Some(node) = o.nodes.remove(&id) {
-                            o.graveyard.push(Box::new(node));
-                        }
-                        if let Some(dev) = o.devices.remove(&id) {
-                            o.graveyard.push(Box::new(dev));
-                        }
-                        if o.metadata.as_ref().is_some_and(|m| m.id == id) {
-                            let m = o.metadata.take();
-                            o.graveyard.push(Box::new(m));
-                        }
-                    }
+                    let (metadata_gone, manager_gone) = match objs_remove.upgrade() {
+                        Some(objs) => objs.borrow_mut().remove(id),
+                        None => (false, false),
+                    };
                     if let Some(ev) = on_remove.upgrade() {
+                        if metadata_gone {
+                            ev.default_metadata(false);
+                        }
+                        if manager_gone {
+                            ev.session_manager_gone();
+                        }
                         ev.graph(GraphEvent::Removed { id });
                     }
                 })
@@ -145,6 +189,7 @@ impl Session {
         };
 
         Ok(Session {
+            own,
             objects,
             _registry_listener: registry_listener,
             _core_listener: core_listener,
@@ -170,37 +215,70 @@ impl Session {
         self.objects.borrow().metadata.is_some()
     }
 
-    /// Sets (or with `value` `None`, clears) a key of the `default` metadata.
-    pub fn set_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<()> {
+    /// Sets (or with `value` `None`, clears) a key of the `default`
+    /// metadata. Returns the proxy's id (errors PipeWire reports for the
+    /// write carry it).
+    pub fn set_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<u32> {
         let objs = self.objects.borrow();
         let meta = objs.metadata.as_ref().context("the default metadata is not available")?;
-        let key = CString::new(key).context("metadata key contains a NUL byte")?;
-        let type_ = type_.map(CString::new).transpose().context("metadata type contains a NUL byte")?;
-        let value = value.map(CString::new).transpose().context("metadata value contains a NUL byte")?;
-        meta.proxy.set_property_cstr(subject, &key, type_.as_deref(), value.as_deref());
-        Ok(())
+        set_property(&meta.proxy, subject, key, type_, value)
     }
 
-    /// Sets a node's `Props` param.
-    pub fn set_node_props(&self, node: u32, pod: &[u8]) -> Result<()> {
+    /// Sets (or clears) a key of our own metadata object.
+    pub fn set_own_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<u32> {
+        set_property(&self.own.proxy, subject, key, type_, value)
+    }
+
+    /// Sets a node's `Props` param. Returns the proxy's id.
+    pub fn set_node_props(&self, node: u32, pod: &[u8]) -> Result<u32> {
         let objs = self.objects.borrow();
         let bound = objs.nodes.get(&node).with_context(|| format!("node {node} is not bound"))?;
         bound.proxy.set_param(ParamType::Props, 0, Pod::from_bytes(pod).context("invalid pod")?);
-        Ok(())
+        Ok(bound.proxy.upcast_ref().id())
     }
 
-    /// Sets a device's `Route` param.
-    pub fn set_device_route(&self, device: u32, pod: &[u8]) -> Result<()> {
+    /// Sets a device's `Route` param. Returns the proxy's id.
+    pub fn set_device_route(&self, device: u32, pod: &[u8]) -> Result<u32> {
         let objs = self.objects.borrow();
         let dev = objs.devices.get(&device).with_context(|| format!("device {device} is not bound"))?;
         dev.proxy.set_param(ParamType::Route, 0, Pod::from_bytes(pod).context("invalid pod")?);
-        Ok(())
+        Ok(dev.proxy.upcast_ref().id())
     }
 
     /// The registry (kept alive with the session).
     pub fn registry(&self) -> &pw::registry::RegistryRc {
         &self.registry
     }
+}
+
+fn set_property(meta: &Metadata, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<u32> {
+    let key = CString::new(key).context("metadata key contains a NUL byte")?;
+    let type_ = type_.map(CString::new).transpose().context("metadata type contains a NUL byte")?;
+    let value = value.map(CString::new).transpose().context("metadata value contains a NUL byte")?;
+    meta.set_property_cstr(subject, &key, type_.as_deref(), value.as_deref());
+    Ok(meta.upcast_ref().id())
+}
+
+/// Creates our metadata object in the server (the `metadata` factory of
+/// `libpipewire-module-metadata`); it lives as long as its proxy, on our
+/// connection.
+fn create_own_metadata(core: &pw::core::CoreRc, events: &Weak<dyn SessionEvents>) -> Result<OwnMetadata> {
+    let props = pw::properties::properties! {
+        "metadata.name" => OWN_METADATA_NAME,
+    };
+    let proxy: Metadata =
+        core.create_object("metadata", &props).context("creating our metadata object (is module-metadata loaded?)")?;
+    let on_prop = events.clone();
+    let listener = proxy
+        .add_listener_local()
+        .property(move |subject, key, _type, value| {
+            if let Some(ev) = on_prop.upgrade() {
+                ev.own_metadata(subject, key, value);
+            }
+            0
+        })
+        .register();
+    Ok(OwnMetadata { _listener: listener, proxy })
 }
 
 fn node_props(dict: &DictRef) -> NodeProps {
@@ -254,8 +332,21 @@ fn on_global_object(
                 return;
             }
             match bind_metadata(global, registry, weak_events) {
-                Ok(bound) => objects.borrow_mut().metadata = Some(bound),
+                Ok(bound) => {
+                    let old = objects.borrow_mut().metadata.replace(bound);
+                    if let Some(old) = old {
+                        objects.borrow_mut().graveyard.push(Box::new(old));
+                    }
+                    events.default_metadata(true);
+                }
                 Err(e) => tracing::warn!(id = global.id, "cannot bind the default metadata: {e:#}"),
+            }
+        }
+        ObjectType::Client => {
+            // WirePlumber's main client ("WirePlumber"; its other
+            // connections carry a suffix, e.g. "WirePlumber [export-core]").
+            if dict.get("application.name") == Some("WirePlumber") {
+                objects.borrow_mut().session_managers.insert(global.id);
             }
         }
         _ => {}

@@ -138,8 +138,8 @@ fn clearing_one_subject_keeps_what_was_seen_of_the_others() {
     let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
     let (_d, routes) = store();
     let mut r = Router::new();
-    r.observe_metadata(40, Some("target.object"), Some("101"));
-    r.observe_metadata(77, None, None);
+    r.observe_metadata(&m, 40, Some("target.object"), Some("101"));
+    r.observe_metadata(&m, 77, None, None);
     assert_eq!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40), None, "101 is still known for 40");
 }
 
@@ -157,7 +157,7 @@ fn late_echo_of_an_older_write_does_not_suppress_switching_back() {
     routes.set("Switcher".into(), "chat".into());
     assert!(r.decide(&m, &Policy { rules: &none, routes: &routes }, 40).is_some());
     // The echo of the first write (game) arrives only now; the metadata holds chat.
-    r.observe_metadata(40, Some("target.object"), Some("101"));
+    r.observe_metadata(&m, 40, Some("target.object"), Some("101"));
     routes.set("Switcher".into(), "game".into());
     assert_eq!(
         r.decide(&m, &Policy { rules: &none, routes: &routes }, 40),
@@ -191,25 +191,80 @@ fn a_target_already_in_the_metadata_is_not_written_again() {
     let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
     let (_d, routes) = store();
     let mut r = Router::new();
-    r.observe_metadata(40, Some("target.object"), Some("101"));
+    r.observe_metadata(&m, 40, Some("target.object"), Some("101"));
     assert_eq!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40), None);
     assert!(r.is_pinned(40));
 }
 
 #[test]
-fn the_session_manager_writing_elsewhere_is_not_fought() {
+fn a_restore_before_the_first_link_is_answered_once_and_a_later_move_is_respected() {
     let mut m = Mixer::new();
     sink(&mut m, 31, "game", 101);
+    sink(&mut m, 32, "chat", 102);
     stream(&mut m, 40, &[("application.name", "Game X")]);
     let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
     let (_d, routes) = store();
     let policy = Policy { rules: &rules, routes: &routes };
     let mut r = Router::new();
-    assert!(r.decide(&m, &policy, 40).is_some());
-    // Someone else (a user in pavucontrol, the session manager) moves it.
-    r.observe_metadata(40, Some("target.object"), Some("999"));
-    r.observe_metadata(40, Some("target.node"), Some("-1"));
+    let pin = Some(RouteAction::Pin { stream: 40, sink_serial: 101, sink_id: 31 });
+    assert_eq!(r.decide(&m, &policy, 40), pin);
+    // The session manager restores a remembered target before linking:
+    // exactly one corrective write.
+    assert_eq!(r.observe_metadata(&m, 40, Some("target.object"), Some("102")), pin);
+    assert_eq!(r.observe_metadata(&m, 40, Some("target.node"), Some("-1")), None);
+    // Echoes of our two writes: nothing more.
+    assert_eq!(r.observe_metadata(&m, 40, Some("target.object"), Some("101")), None);
+    assert_eq!(r.observe_metadata(&m, 40, Some("target.object"), Some("101")), None);
     for _ in 0..3 {
         assert_eq!(r.decide(&m, &policy, 40), None, "the same decision is never written twice");
     }
+    // Linked; then the user moves it in another tool: respected, shown.
+    m.apply(GraphEvent::LinkAdded { id: 60, output_node: 40, input_node: 31 });
+    assert_eq!(r.observe_metadata(&m, 40, Some("target.object"), Some("102")), None);
+    assert_eq!(r.override_value(40), Some("102"));
+    assert!(!r.is_pinned(40));
+    let mut out = Vec::new();
+    r.decide_all(&m, &policy, &mut out);
+    assert!(out.is_empty(), "a rule re-evaluation does not undo the user's move: {out:?}");
+    r.clear_override(40);
+    assert_eq!(r.decide(&m, &policy, 40), pin, "a ROUTE after the move wins again");
+}
+
+#[test]
+fn pins_are_written_again_when_the_metadata_comes_back() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X")]);
+    stream(&mut m, 41, &[("application.name", "Other")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let mut r = Router::new();
+    assert!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 40).is_some());
+    assert_eq!(r.decide(&m, &Policy { rules: &rules, routes: &routes }, 41), None);
+    let mut out = Vec::new();
+    r.repin_all(&m, &mut out);
+    assert_eq!(out, vec![RouteAction::Pin { stream: 40, sink_serial: 101, sink_id: 31 }]);
+}
+
+#[test]
+fn every_movable_stream_gets_one_decision_after_its_pin() {
+    let mut m = Mixer::new();
+    sink(&mut m, 31, "game", 101);
+    stream(&mut m, 40, &[("application.name", "Game X"), ("object.serial", "500")]);
+    stream(&mut m, 41, &[("application.name", "Other"), ("object.serial", "501")]);
+    stream(&mut m, 42, &[("application.name", "Fixed"), ("object.serial", "502"), ("node.dont-move", "true")]);
+    let rules = rules(&[(MatchKey::ApplicationName, "Game*", "game")]);
+    let (_d, routes) = store();
+    let policy = Policy { rules: &rules, routes: &routes };
+    let mut r = Router::new();
+    let mut out = Vec::new();
+    r.decide_all(&m, &policy, &mut out);
+    assert_eq!(out, vec![RouteAction::Pin { stream: 40, sink_serial: 101, sink_id: 31 }]);
+    assert_eq!(
+        r.take_decisions(),
+        vec![RouteAction::Decide { stream: 40, serial: 500 }, RouteAction::Decide { stream: 41, serial: 501 }],
+        "routed and unrouted alike; never the dont-move one"
+    );
+    r.decide_all(&m, &policy, &mut out);
+    assert!(r.take_decisions().is_empty(), "decided once");
 }
