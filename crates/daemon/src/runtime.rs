@@ -29,7 +29,6 @@ use crate::pw::actions::{perform, HOLD_KEY};
 use crate::pw::connection::{Connection, Phase, Synced};
 use crate::pw::session::SessionEvents;
 use crate::requests::Requests;
-use crate::router::RouteAction;
 
 /// The stats file is written at most this often.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
@@ -308,12 +307,7 @@ impl Runtime {
                             Ok(_) => {}
                             // Kept by the router and written again when the
                             // metadata is back (see Daemon::on_default_metadata).
-                            Err(e)
-                                if matches!(
-                                    a,
-                                    crate::daemon::Action::Route(RouteAction::Pin { .. } | RouteAction::Unpin { .. })
-                                ) =>
-                            {
+                            Err(e) if matches!(a, crate::daemon::Action::Route(_)) => {
                                 tracing::debug!("routing write kept for later: {e:#}");
                             }
                             Err(e) => {
@@ -558,11 +552,22 @@ impl SessionEvents for Runtime {
 
     fn synced(&self, seq: i32) {
         let step = self.connection.borrow_mut().synced(seq);
+        tracing::debug!(seq, ?step, "round trip done");
         match step {
             Synced::Enumerated => {}
             Synced::Failed => self.disconnected("sync failed"),
             Synced::Live => {
                 self.daemon.borrow_mut().on_synced();
+                let exported = self.connection.borrow().session().map(|s| s.export_own_metadata());
+                match exported {
+                    Some(Ok(())) => {
+                        // Decisions made while enumerating could not be written yet.
+                        self.daemon.borrow_mut().on_own_metadata();
+                        self.after_change();
+                    }
+                    Some(Err(e)) => tracing::warn!("routing hold unavailable: {e:#}"),
+                    None => {}
+                }
                 tracing::info!(
                     sinks = self.daemon.borrow().mixer().sink_count(),
                     apps = self.daemon.borrow().mixer().apps().len(),

@@ -112,7 +112,9 @@ impl Objects {
 
 /// A live connection.
 pub struct Session {
-    own: OwnMetadata,
+    /// Created once the graph is enumerated (see [`Session::export_own_metadata`]).
+    own: RefCell<Option<OwnMetadata>>,
+    events: Weak<dyn SessionEvents>,
     objects: Rc<RefCell<Objects>>,
     _registry_listener: pw::registry::Listener,
     _core_listener: pw::core::Listener,
@@ -154,7 +156,7 @@ impl Session {
                 .register()
         };
 
-        let own = create_own_metadata(&core, &events)?;
+        let own_events = events.clone();
 
         let registry_listener = {
             let on_global = events.clone();
@@ -189,7 +191,8 @@ impl Session {
         };
 
         Ok(Session {
-            own,
+            own: RefCell::new(None),
+            events: own_events,
             objects,
             _registry_listener: registry_listener,
             _core_listener: core_listener,
@@ -224,9 +227,23 @@ impl Session {
         set_property(&meta.proxy, subject, key, type_, value)
     }
 
+    /// Creates our own metadata object, once. Done after the first round
+    /// trips, not with them: measured with WirePlumber 0.5.8, a metadata
+    /// object appearing while the same client binds WirePlumber's `default`
+    /// metadata left WirePlumber's exported objects unanswered for everyone.
+    pub fn export_own_metadata(&self) -> Result<()> {
+        if self.own.borrow().is_none() {
+            let own = create_own_metadata(&self.core, &self.events)?;
+            *self.own.borrow_mut() = Some(own);
+        }
+        Ok(())
+    }
+
     /// Sets (or clears) a key of our own metadata object.
     pub fn set_own_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<u32> {
-        set_property(&self.own.proxy, subject, key, type_, value)
+        let own = self.own.borrow();
+        let own = own.as_ref().context("our metadata object is not created yet")?;
+        set_property(&own.proxy, subject, key, type_, value)
     }
 
     /// Sets a node's `Props` param. Returns the proxy's id.
