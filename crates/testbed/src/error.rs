@@ -128,6 +128,15 @@ pub enum Error {
         problem: String,
     },
 
+    /// The daemon answered or behaved otherwise than a scripted run expects.
+    #[error("{step}: {problem}")]
+    Unexpected {
+        /// The step of the run, e.g. "ROUTE Multi chat".
+        step: String,
+        /// What happened instead.
+        problem: String,
+    },
+
     /// The operation needs PipeWire running, but it was stopped with `stop_pipewire`.
     #[error("PipeWire is not running in this bed (call start_pipewire first)")]
     NotRunning,

@@ -19,7 +19,9 @@
 //! * the session going away: [`TestBed::restart_pipewire`],
 //!   [`TestBed::restart_wireplumber`] (the `default` metadata destroyed and
 //!   recreated), [`TestBed::create_sink`] / [`TestBed::remove_sink`];
-//! * the daemon under valgrind's memcheck ([`memcheck`]);
+//! * the daemon under valgrind's memcheck ([`memcheck`]) and a scripted run
+//!   through every object lifecycle it sees ([`lifecycle`]): the memory
+//!   check of the test suite and of the benchmark;
 //! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
 //!
 //! ```no_run
@@ -56,6 +58,7 @@ mod daemon;
 mod dirs;
 mod error;
 mod graph;
+pub mod lifecycle;
 mod locate;
 pub mod memcheck;
 mod process;
