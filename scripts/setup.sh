@@ -2,15 +2,16 @@
 # Installs the system packages that building, the demo and the tests need:
 # PipeWire >= 1.0 headers (Debian 12 takes PipeWire 1.4 + WirePlumber 0.5 from
 # bookworm-backports), clang for bindgen, a D-Bus session bus for WirePlumber,
-# pulseaudio-utils/pipewire-pulse for the side-by-side benchmark, valgrind and
-# systemd for the unit check.
+# pulseaudio-utils/pipewire-pulse for the side-by-side benchmark, valgrind for
+# the memory check (tests/memcheck.rs and the benchmark) and systemd for the
+# unit check.
 #
 # Idempotent: does nothing when everything is already present.
 # Runs as root, or through sudo otherwise.
 set -euo pipefail
 
 need=(pipewire pipewire-bin pipewire-pulse wireplumber libpipewire-0.3-dev libspa-0.2-dev
-      clang libclang-dev pkg-config dbus dbus-daemon pulseaudio-utils python3 gcc systemd)
+      clang libclang-dev pkg-config dbus dbus-daemon pulseaudio-utils python3 gcc systemd valgrind)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -36,7 +36,7 @@ enum Scenario {
     Switching,
     /// 7. Side by side with wpctl, pactl and WirePlumber.
     Compare,
-    /// 8. valgrind memcheck.
+    /// 8. valgrind memcheck through the daemon's whole lifecycle.
     Leaks,
 }
 

@@ -20,6 +20,9 @@ use crate::wait::{self, POLL_INTERVAL};
 /// can be slow, and a failure here is a broken environment, not a bug.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// WirePlumber's program name (also its process's name in the bed).
+const WIREPLUMBER: &str = "wireplumber";
+
 /// The `application.name` of WirePlumber's connection.
 const WIREPLUMBER_CLIENT: &str = "WirePlumber";
 
@@ -330,7 +333,7 @@ impl TestBed {
         let waited = self.wait_for_socket(&mut pipewire, &socket);
         self.session.push(pipewire);
         waited?;
-        let wireplumber = self.spawn("wireplumber", &[])?;
+        let wireplumber = self.spawn(WIREPLUMBER, &[])?;
         self.session.push(wireplumber);
         if self.pulse {
             let pulse = self.spawn("pipewire-pulse", &[])?;
@@ -351,6 +354,45 @@ impl TestBed {
     pub fn restart_pipewire(&mut self) -> Result<()> {
         self.stop_pipewire();
         self.start_pipewire()
+    }
+
+    /// Stops WirePlumber alone, as a crash or an upgrade of the session
+    /// manager would; PipeWire keeps running. Waits until PipeWire has
+    /// dropped WirePlumber's connection and the objects it owned, among them
+    /// the `default` metadata. Does nothing if it is not running.
+    pub fn stop_wireplumber(&mut self) -> Result<()> {
+        let Some(index) = self.session.iter().position(|c| c.name() == WIREPLUMBER) else {
+            return Ok(());
+        };
+        let mut wireplumber = self.session.remove(index);
+        wireplumber.terminate(process::DEFAULT_GRACE);
+        wait::wait_until(self.ready_timeout, "PipeWire to drop WirePlumber and its `default` metadata", || {
+            self.dump().is_ok_and(|g| !g.has_client(WIREPLUMBER_CLIENT) && !g.has_metadata("default"))
+        })
+    }
+
+    /// Starts WirePlumber again after [`TestBed::stop_wireplumber`] and waits
+    /// until the bed is ready (the `default` metadata is back, with a default
+    /// sink). Does nothing if it is running.
+    pub fn start_wireplumber(&mut self) -> Result<()> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        if self.session.iter().any(|c| c.name() == WIREPLUMBER) {
+            return Ok(());
+        }
+        let wireplumber = self.spawn(WIREPLUMBER, &[])?;
+        // Keep the start order (pipewire, wireplumber, pipewire-pulse).
+        self.session.insert(1, wireplumber);
+        self.wait_ready()
+    }
+
+    /// [`TestBed::stop_wireplumber`], then [`TestBed::start_wireplumber`]:
+    /// the session manager goes away with the `default` metadata and comes
+    /// back with a new one (new id), as after `systemctl --user restart wireplumber`.
+    pub fn restart_wireplumber(&mut self) -> Result<()> {
+        self.stop_wireplumber()?;
+        self.start_wireplumber()
     }
 
     /// Waits until `socket` accepts connections, failing early if `child` exits.

@@ -124,11 +124,26 @@ impl TestBed {
     /// A command that runs `binary` with the bed's environment, the path flags
     /// of [`TestBed::daemon_paths`] and then `args`. Creates `<dir>/run` (0700).
     pub fn daemon_command_from(&self, binary: &Path, args: &[&str]) -> Result<Command> {
+        self.daemon_command_via(&[], binary, args)
+    }
+
+    /// [`TestBed::daemon_command_from`] run through `launcher` (a program and
+    /// its arguments, e.g. `valgrind --tool=memcheck`), which gets the daemon's
+    /// command line after its own arguments. An empty `launcher` runs the
+    /// daemon directly.
+    pub(crate) fn daemon_command_via(&self, launcher: &[OsString], binary: &Path, args: &[&str]) -> Result<Command> {
         let paths = self.daemon_paths();
         if let Some(run_dir) = paths.socket.parent() {
             create_private_dir(run_dir)?;
         }
-        let mut command = self.command(binary);
+        let mut command = match launcher.split_first() {
+            Some((program, launcher_args)) => {
+                let mut command = self.command(program);
+                command.args(launcher_args).arg(binary);
+                command
+            }
+            None => self.command(binary),
+        };
         command.args(paths.daemon_args()).args(args);
         Ok(command)
     }
@@ -151,11 +166,25 @@ impl TestBed {
 
     /// [`TestBed::spawn_daemon`] with another binary.
     pub fn spawn_daemon_from(&self, binary: &Path, args: &[&str]) -> Result<Daemon> {
+        self.spawn_daemon_via(&[], binary, args, DAEMON_START_TIMEOUT)
+    }
+
+    /// [`TestBed::spawn_daemon_from`] through `launcher` (see
+    /// [`TestBed::daemon_command_via`]), waiting up to `start_timeout` for the
+    /// socket and the shm file. The daemon's pid is the launcher's, so the
+    /// launcher must exec the daemon in its own process (valgrind does).
+    pub(crate) fn spawn_daemon_via(
+        &self,
+        launcher: &[OsString],
+        binary: &Path,
+        args: &[&str],
+        start_timeout: Duration,
+    ) -> Result<Daemon> {
         let number = DAEMONS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
         let log_name = format!("daemon-{number}");
         let log = self.dirs().open_log(&log_name)?;
         let log_err = log.try_clone().map_err(|e| Error::io("duplicating a log file handle", e))?;
-        let mut command = self.daemon_command_from(binary, args)?;
+        let mut command = self.daemon_command_via(launcher, binary, args)?;
         command.stdin(Stdio::null()).stdout(log).stderr(log_err);
         let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| DAEMON.0.to_owned());
         let child = GroupChild::spawn(&name, command)?;
@@ -171,7 +200,7 @@ impl TestBed {
             child,
             exit_expected: false,
         };
-        daemon.wait_started()?;
+        daemon.wait_started(start_timeout)?;
         Ok(daemon)
     }
 
@@ -235,8 +264,8 @@ impl Daemon {
         tail_of(&self.log, lines).unwrap_or_default()
     }
 
-    fn wait_started(&mut self) -> Result<()> {
-        let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+    fn wait_started(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_status() {
                 self.exit_expected = true;
@@ -253,7 +282,7 @@ impl Daemon {
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
                     what: format!("the daemon to create {} and {}", self.socket.display(), self.shm.display()),
-                    timeout: DAEMON_START_TIMEOUT,
+                    timeout,
                     details: self.quoted_log_tail(),
                 });
             }

@@ -119,6 +119,24 @@ pub enum Error {
     #[error("node {0:?} has no Props param with channelVolumes")]
     NoVolume(String),
 
+    /// valgrind's log does not read as a finished memcheck run.
+    #[error("valgrind log {path}: {problem}")]
+    ValgrindLog {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// The daemon answered or behaved otherwise than a scripted run expects.
+    #[error("{step}: {problem}")]
+    Unexpected {
+        /// The step of the run, e.g. "ROUTE Multi chat".
+        step: String,
+        /// What happened instead.
+        problem: String,
+    },
+
     /// The operation needs PipeWire running, but it was stopped with `stop_pipewire`.
     #[error("PipeWire is not running in this bed (call start_pipewire first)")]
     NotRunning,

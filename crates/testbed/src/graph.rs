@@ -224,6 +224,11 @@ impl Graph {
         self.metadata.iter().find(|(n, _)| n == name).map(|(_, entries)| entries.as_slice()).unwrap_or_default()
     }
 
+    /// Whether a metadata object named `name` (e.g. `"default"`) exists.
+    pub fn has_metadata(&self, name: &str) -> bool {
+        self.metadata.iter().any(|(n, _)| n == name)
+    }
+
     /// The value of `key` for `subject` in the metadata object `name`.
     pub fn metadata_value(&self, name: &str, subject: u32, key: &str) -> Option<&Value> {
         self.metadata(name).iter().find(|e| e.subject == subject && e.key == key).map(|e| &e.value)

@@ -16,6 +16,12 @@
 //!   that carry the properties a desktop application sets;
 //! * the daemon under test ([`TestBed::spawn_daemon`]) and `pvmctl`
 //!   ([`TestBed::pvmctl`]), with their files inside the bed's directory;
+//! * the session going away: [`TestBed::restart_pipewire`],
+//!   [`TestBed::restart_wireplumber`] (the `default` metadata destroyed and
+//!   recreated), [`TestBed::create_sink`] / [`TestBed::remove_sink`];
+//! * the daemon under valgrind's memcheck ([`memcheck`]) and a scripted run
+//!   through every object lifecycle it sees ([`lifecycle`]): the memory
+//!   check of the test suite and of the benchmark;
 //! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
 //!
 //! ```no_run
@@ -37,11 +43,13 @@
 //! `pvmctl`) are looked for next to the running executable (tests run from
 //! `target/<profile>/deps/`, so `target/<profile>/` is searched too); build
 //! them with `cargo build --workspace --bins`, or point `PVM_FAKE_APP`,
-//! `PVM_DAEMON_BIN`, `PVM_PVMCTL_BIN` at them.
+//! `PVM_DAEMON_BIN`, `PVM_PVMCTL_BIN` at them (and `PVM_MEMCHECK_DAEMON` at
+//! the daemon to run under memcheck, when it is another build).
 //!
 //! Needs PipeWire >= 1.0 and WirePlumber 0.5 (`pipewire`, `wireplumber`,
 //! `pw-dump`, `pw-cli`, `dbus-daemon` on `PATH`; `pipewire-pulse` for
-//! [`TestBedBuilder::pulse`]); `scripts/setup.sh` installs them.
+//! [`TestBedBuilder::pulse`], `valgrind` for [`memcheck`]); `scripts/setup.sh`
+//! installs them.
 #![deny(missing_docs)]
 
 mod app;
@@ -50,7 +58,9 @@ mod daemon;
 mod dirs;
 mod error;
 mod graph;
+pub mod lifecycle;
 mod locate;
+pub mod memcheck;
 mod process;
 mod sinks;
 mod snapshot;

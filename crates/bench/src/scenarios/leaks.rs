@@ -1,82 +1,54 @@
-//! Scenario 8: the daemon under valgrind memcheck through a shortened load
-//! and a clean shutdown.
+//! Scenario 8: the daemon under valgrind memcheck through its whole
+//! lifecycle (the long form of the test suite's `tests/memcheck.rs`, with
+//! the same helper): apps, streams, sinks and links added and removed,
+//! routing moves, config reloads, every request kind, WirePlumber and
+//! PipeWire restarts, SIGTERM. Every memcheck error counts, and any fails
+//! the scenario.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::process::Command;
-use std::time::Duration;
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
-use testbed::{AppSpec, TestBed};
+use testbed::lifecycle::{run_under_memcheck, LifecyclePlan};
+use testbed::memcheck::{memcheck_daemon_binary, valgrind_version, Memcheck};
 
-use super::{sleep_until, wait_snapshot, Config, SINKS};
+use super::Config;
 use crate::report::Report;
 
 pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
-    report.section("8. Leaks: valgrind memcheck through a shortened load and a clean shutdown");
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        report.value("valgrind", "not installed".into(), "scripts/setup.sh installs it");
-        return Ok(());
+    report.section("8. Leaks: valgrind memcheck through the daemon's whole lifecycle and a clean shutdown");
+    let valgrind = valgrind_version().context("valgrind is required (scripts/setup.sh installs it)")?;
+    let binary = memcheck_daemon_binary()?;
+    let plan = if cfg.quick { LifecyclePlan { rounds: 1, ..LifecyclePlan::short() } } else { LifecyclePlan::long() };
+    let run = run_under_memcheck(&binary, &plan, &Memcheck::default())?;
+    let outcome = &run.outcome;
+    let memcheck = &outcome.report;
+    report.value(
+        "memcheck errors",
+        format!("{} errors from {} contexts (suppressed: {})", memcheck.errors, memcheck.contexts, memcheck.suppressed),
+        "any kind: invalid read/write, uninitialised value, invalid free, definite leak",
+    );
+    report.value("definitely lost", memcheck.definitely_lost.to_string(), "");
+    report.value("indirectly lost", memcheck.indirectly_lost.to_string(), "");
+    report.value(
+        "possibly lost",
+        memcheck.possibly_lost.to_string(),
+        "not an error: interior pointers (48 bytes is std's handle of the main thread)",
+    );
+    report.value("lifecycle", run.counts.to_string(), "");
+    report.value(
+        "run",
+        format!("{:.0} s", run.elapsed.as_secs_f64()),
+        &format!("{valgrind}, --track-origins=yes; {}; valgrind {}", short_path(&binary), outcome.exit),
+    );
+    if let Some(problems) = outcome.problems() {
+        eprintln!("{problems}");
+        bail!("memcheck found errors: {memcheck}");
     }
-    let bed = TestBed::builder().sinks(&SINKS).start()?;
-    let daemon_binary = testbed::workspace_binary("pipewire-volume-mixer-daemon", "PVM_DAEMON_BIN")?;
-    let log = bed.dir().join("valgrind.log");
-    let wrapper = bed.dir().join("daemon-under-valgrind");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite,indirect --log-file={} {} \"$@\"\n",
-            log.display(),
-            daemon_binary.display()
-        ),
-    )?;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
-    let mut daemon = bed.spawn_daemon_from(&wrapper, &[])?;
-    let reader = pvm_ipc::reader::SnapshotReader::open(&daemon.shm)?;
-    let _apps = bed.spawn_app(&AppSpec::new("Leak").distinct(10))?;
-    wait_snapshot(&reader, "10 apps", |s| s.apps().len() >= 10)?;
-    let probe = crate::probe::Probe::start(&bed.runtime_dir().join("pipewire-0"))?;
-    let game = probe.with(|r| r.node_named("game").map(|n| n.id)).context("no game sink")?;
-    let duration = Duration::from_secs(cfg.pick(10, 1));
-    let period = Duration::from_millis(5);
-    let start = std::time::Instant::now();
-    let mut i = 0u32;
-    while start.elapsed() < duration {
-        sleep_until(start + period * i);
-        let cubic = 0.2 + (i % 600) as f32 * 0.001;
-        probe.set_volume(game, cubic * cubic * cubic)?;
-        i += 1;
-    }
-    drop(probe);
-    daemon.kill(libc::SIGTERM)?;
-    let Some(status) = daemon.wait_exit(Duration::from_secs(60)) else {
-        bail!("the daemon under valgrind did not exit within 60 s of SIGTERM");
-    };
-    let text = std::fs::read_to_string(&log).context("reading the valgrind log")?;
-    let lost = |kind: &str| -> String {
-        text.lines()
-            .find_map(|l| l.split_once(&format!("{kind} lost: ")).map(|(_, rest)| rest.trim().to_owned()))
-            .unwrap_or_else(|| "0 bytes in 0 blocks".into())
-    };
-    let errors = text
-        .lines()
-        .find_map(|l| l.split_once("ERROR SUMMARY: ").map(|(_, rest)| rest.trim().to_owned()))
-        .unwrap_or_else(|| "-".into());
-    // Show where the lost blocks come from.
-    let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
-        if line.contains("definitely lost in loss record")
-            || line.contains("Invalid ")
-            || line.contains("uninitialised")
-        {
-            for l in lines[i..].iter().take(14).take_while(|l| l.len() > 12 || *l == line) {
-                eprintln!("valgrind: {l}");
-            }
-        }
-    }
-    let note = format!("{i} volume changes over {} s, 10 apps, SIGTERM; exit {status}", duration.as_secs());
-    report.value("definitely lost", lost("definitely"), &note);
-    report.value("indirectly lost", lost("indirectly"), "");
-    report.value("possibly lost", lost("possibly"), "");
-    report.value("memcheck errors", errors, "");
     Ok(())
+}
+
+/// `target/release/<binary>`: the last three components of `path`.
+fn short_path(path: &Path) -> String {
+    let parts: Vec<_> = path.iter().map(|p| p.to_string_lossy()).collect();
+    parts[parts.len().saturating_sub(3)..].join("/")
 }
