@@ -44,6 +44,8 @@ impl AsRawFd for Fd {
 
 /// Everything on the loop.
 pub struct Runtime {
+    /// Itself, for callbacks registered from `&self`.
+    this: Weak<Runtime>,
     main_loop: &'static pw::main_loop::MainLoopRc,
     daemon: RefCell<Daemon>,
     writer: RefCell<SnapshotWriter>,
@@ -117,7 +119,8 @@ impl Runtime {
         files: RuntimeFiles,
         config_watch: Option<ConfigWatch>,
     ) -> Rc<Runtime> {
-        Rc::new(Runtime {
+        Rc::new_cyclic(|this| Runtime {
+            this: this.clone(),
             main_loop,
             daemon: RefCell::new(daemon),
             writer: RefCell::new(writer),
@@ -530,6 +533,7 @@ impl SessionEvents for Runtime {
     }
 
     fn own_metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>) {
+        tracing::debug!(subject, ?key, ?value, "our metadata changed");
         if subject == 0 && key.is_none_or(|k| k == HOLD_KEY) {
             self.daemon.borrow_mut().set_hold_active(value.is_some());
             self.after_change();
@@ -558,14 +562,17 @@ impl SessionEvents for Runtime {
             Synced::Failed => self.disconnected("sync failed"),
             Synced::Live => {
                 self.daemon.borrow_mut().on_synced();
-                let exported = self.connection.borrow().session().map(|s| s.export_own_metadata());
+                // Exported once the graph is enumerated: decisions made
+                // meanwhile are written when it is bound (own_metadata_bound).
+                let events: Weak<dyn SessionEvents> = self.this.clone();
+                let exported = self.connection.borrow().session().map(|s| s.export_own_metadata(events));
                 match exported {
                     Some(Ok(())) => {
                         // Decisions made while enumerating could not be written yet.
                         self.daemon.borrow_mut().on_own_metadata();
                         self.after_change();
                     }
-                    Some(Err(e)) => tracing::warn!("routing hold unavailable: {e:#}"),
+                    Some(Err(e)) => tracing::warn!("the routing hold cannot work: {e:#}"),
                     None => {}
                 }
                 tracing::info!(

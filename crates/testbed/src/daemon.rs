@@ -164,6 +164,15 @@ impl TestBed {
         self.spawn_daemon_from(&binary, args)
     }
 
+    /// [`TestBed::spawn_daemon`] through `launcher`, a program and its
+    /// arguments that exec the daemon in their own process (e.g. `prlimit
+    /// --nofile=64:64`): the daemon's command line follows them.
+    pub fn spawn_daemon_through(&self, launcher: &[&str], args: &[&str]) -> Result<Daemon> {
+        let binary = locate::workspace_binary(DAEMON.0, DAEMON.1)?;
+        let launcher: Vec<OsString> = launcher.iter().map(OsString::from).collect();
+        self.spawn_daemon_via(&launcher, &binary, args, DAEMON_START_TIMEOUT)
+    }
+
     /// [`TestBed::spawn_daemon`] with another binary.
     pub fn spawn_daemon_from(&self, binary: &Path, args: &[&str]) -> Result<Daemon> {
         self.spawn_daemon_via(&[], binary, args, DAEMON_START_TIMEOUT)

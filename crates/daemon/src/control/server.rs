@@ -371,6 +371,14 @@ impl ControlServer {
             }
             let line = &conn.inbuf[start..start + pos];
             start += pos + 1;
+            // A complete line that is too long: the same answer and the same
+            // end as one still growing past the limit (below).
+            if line.strip_suffix(b"\r").unwrap_or(line).len() > MAX_LINE {
+                conn.push_line("ERROR line too long");
+                conn.closing = true;
+                start = conn.inbuf.len();
+                break;
+            }
             let response = match parse_request(line) {
                 Ok(Request::Subscribe) => {
                     conn.subscribed = true;

@@ -19,24 +19,30 @@ pub const TARGET_KEY: &str = "pvm.target";
 /// Key (subject 0) by which the routing hold announces itself.
 pub const HOLD_KEY: &str = "pvm.hold";
 
-/// Performs one action; returns the ids of the proxies it wrote through.
+/// Performs one action; returns the ids of the proxies it wrote through
+/// (writes to our own metadata object are made in process and have none).
 pub fn perform(session: &Session, action: &Action) -> Result<Vec<u32>> {
     Ok(match action {
         Action::Route(RouteAction::Pin { stream, sink_serial, sink_id }) => {
             let serial = sink_serial.to_string();
-            vec![
+            let proxies = vec![
                 session.set_metadata(*stream, "target.object", Some("Spa:Id"), Some(&serial))?,
                 session.set_metadata(*stream, "target.node", Some("Spa:Id"), Some(&sink_id.to_string()))?,
-                session.set_own_metadata(*stream, TARGET_KEY, Some("Spa:Id"), Some(&serial))?,
-            ]
+            ];
+            session.set_own_metadata(*stream, TARGET_KEY, Some("Spa:Id"), Some(&serial))?;
+            proxies
         }
-        Action::Route(RouteAction::Unpin { stream }) => vec![
-            session.set_metadata(*stream, "target.object", None, None)?,
-            session.set_metadata(*stream, "target.node", None, None)?,
-            session.set_own_metadata(*stream, TARGET_KEY, None, None)?,
-        ],
+        Action::Route(RouteAction::Unpin { stream }) => {
+            let proxies = vec![
+                session.set_metadata(*stream, "target.object", None, None)?,
+                session.set_metadata(*stream, "target.node", None, None)?,
+            ];
+            session.set_own_metadata(*stream, TARGET_KEY, None, None)?;
+            proxies
+        }
         Action::Route(RouteAction::Decide { stream, serial }) => {
-            vec![session.set_own_metadata(*stream, DECISION_KEY, Some("Spa:Int"), Some(&serial.to_string()))?]
+            session.set_own_metadata(*stream, DECISION_KEY, Some("Spa:Int"), Some(&serial.to_string()))?;
+            Vec::new()
         }
         Action::NodeVolume { node, channels, muted } => {
             vec![session.set_node_props(*node, &params::build_props(channels.as_deref(), *muted))?]

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod connection;
+pub mod export;
 pub mod params;
 pub mod priority;
 pub mod session;

@@ -23,6 +23,7 @@ use pw::spa::pod::Pod;
 use pw::spa::utils::dict::DictRef;
 use pw::types::ObjectType;
 
+use super::export::ExportedMetadata;
 use super::params;
 use crate::model::{GraphEvent, NodeProps};
 
@@ -75,20 +76,15 @@ struct Objects {
     metadata: Option<BoundMetadata>,
     /// Clients of a session manager (WirePlumber).
     session_managers: HashSet<u32>,
+    /// Our own metadata object (exported; see `export.rs`).
+    own: Option<ExportedMetadata>,
     /// Proxies removed inside a PipeWire callback, freed later from the loop.
     graveyard: Vec<Box<dyn Any>>,
 }
 
 /// `metadata.name` of the metadata object the daemon exports for the
-/// session manager's routing hold.
+/// session manager's routing hold (see `export.rs`).
 pub const OWN_METADATA_NAME: &str = "pipewire-volume-mixer";
-
-/// Our own metadata object: created on our connection, so it disappears with
-/// it (a dead daemon releases held streams at once).
-struct OwnMetadata {
-    _listener: MetadataListener,
-    proxy: Metadata,
-}
 
 impl Objects {
     /// Forgets the object with this global id, setting its proxy aside for
@@ -112,15 +108,12 @@ impl Objects {
 
 /// A live connection.
 pub struct Session {
-    /// Created once the graph is enumerated (see [`Session::export_own_metadata`]).
-    own: RefCell<Option<OwnMetadata>>,
-    events: Weak<dyn SessionEvents>,
     objects: Rc<RefCell<Objects>>,
     _registry_listener: pw::registry::Listener,
     _core_listener: pw::core::Listener,
     registry: pw::registry::RegistryRc,
     core: pw::core::CoreRc,
-    _context: pw::context::ContextRc,
+    context: pw::context::ContextRc,
 }
 
 impl Session {
@@ -156,8 +149,6 @@ impl Session {
                 .register()
         };
 
-        let own_events = events.clone();
-
         let registry_listener = {
             let on_global = events.clone();
             let on_remove = events;
@@ -191,14 +182,12 @@ impl Session {
         };
 
         Ok(Session {
-            own: RefCell::new(None),
-            events: own_events,
             objects,
             _registry_listener: registry_listener,
             _core_listener: core_listener,
             registry,
             core,
-            _context: context,
+            context,
         })
     }
 
@@ -227,23 +216,27 @@ impl Session {
         set_property(&meta.proxy, subject, key, type_, value)
     }
 
-    /// Creates our own metadata object, once. Done after the first round
-    /// trips, not with them: measured with WirePlumber 0.5.8, a metadata
-    /// object appearing while the same client binds WirePlumber's `default`
-    /// metadata left WirePlumber's exported objects unanswered for everyone.
-    pub fn export_own_metadata(&self) -> Result<()> {
-        if self.own.borrow().is_none() {
-            let own = create_own_metadata(&self.core, &self.events)?;
-            *self.own.borrow_mut() = Some(own);
+    /// Exports our own metadata object ([`OWN_METADATA_NAME`]), once. Its
+    /// changes (the routing hold's announcement among them) are reported
+    /// through [`SessionEvents::own_metadata`].
+    pub fn export_own_metadata(&self, events: Weak<dyn SessionEvents>) -> Result<()> {
+        if self.objects.borrow().own.is_some() {
+            return Ok(());
         }
+        let callback = Box::new(move |subject: u32, key: Option<&str>, value: Option<&str>| {
+            if let Some(ev) = events.upgrade() {
+                ev.own_metadata(subject, key, value);
+            }
+        });
+        let own = ExportedMetadata::export(&self.context, &self.core, OWN_METADATA_NAME, callback)?;
+        self.objects.borrow_mut().own = Some(own);
         Ok(())
     }
 
     /// Sets (or clears) a key of our own metadata object.
-    pub fn set_own_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<u32> {
-        let own = self.own.borrow();
-        let own = own.as_ref().context("our metadata object is not created yet")?;
-        set_property(&own.proxy, subject, key, type_, value)
+    pub fn set_own_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<()> {
+        let objs = self.objects.borrow();
+        objs.own.as_ref().context("our metadata object is not exported yet")?.set_property(subject, key, type_, value)
     }
 
     /// Sets a node's `Props` param. Returns the proxy's id.
@@ -274,28 +267,6 @@ fn set_property(meta: &Metadata, subject: u32, key: &str, type_: Option<&str>, v
     let value = value.map(CString::new).transpose().context("metadata value contains a NUL byte")?;
     meta.set_property_cstr(subject, &key, type_.as_deref(), value.as_deref());
     Ok(meta.upcast_ref().id())
-}
-
-/// Creates our metadata object in the server (the `metadata` factory of
-/// `libpipewire-module-metadata`); it lives as long as its proxy, on our
-/// connection.
-fn create_own_metadata(core: &pw::core::CoreRc, events: &Weak<dyn SessionEvents>) -> Result<OwnMetadata> {
-    let props = pw::properties::properties! {
-        "metadata.name" => OWN_METADATA_NAME,
-    };
-    let proxy: Metadata =
-        core.create_object("metadata", &props).context("creating our metadata object (is module-metadata loaded?)")?;
-    let on_prop = events.clone();
-    let listener = proxy
-        .add_listener_local()
-        .property(move |subject, key, _type, value| {
-            if let Some(ev) = on_prop.upgrade() {
-                ev.own_metadata(subject, key, value);
-            }
-            0
-        })
-        .register();
-    Ok(OwnMetadata { _listener: listener, proxy })
 }
 
 fn node_props(dict: &DictRef) -> NodeProps {
