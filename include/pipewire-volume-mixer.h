@@ -75,6 +75,9 @@ extern "C" {
 #define PVM_HEADER_APPS_OVERFLOW (1u << 3)
 /* At least one string in the snapshot was truncated. */
 #define PVM_HEADER_TRUNCATED (1u << 4)
+/* The session manager's routing hold is active: new streams wait for the
+ * daemon's decision before they are linked. */
+#define PVM_HEADER_HOLD_ACTIVE (1u << 5)
 
 /* ---- pvm_sink.flags ------------------------------------------------------ */
 
@@ -108,6 +111,8 @@ extern "C" {
 #define PVM_TARGET_RULE 1u
 /* A ROUTE command, persisted ("route"). */
 #define PVM_TARGET_ROUTE 2u
+/* Moved by the user in another tool after it started ("other-tool"). */
+#define PVM_TARGET_OTHER_TOOL 3u
 
 /* ---- structures ---------------------------------------------------------- */
 

@@ -216,6 +216,8 @@ static const char *target_source_name(uint32_t source)
 		return "rule";
 	case PVM_TARGET_ROUTE:
 		return "route";
+	case PVM_TARGET_OTHER_TOOL:
+		return "other-tool";
 	default:
 		return "session-manager";
 	}
@@ -242,11 +244,11 @@ static void print_json(const struct pvm_snapshot *s)
 		}
 	}
 	printf("{\"generation\":%llu,\"running\":%s,\"connected\":%s,\"overflow\":%s,\"truncated\":%s,"
-	       "\"default_sink\":",
+	       "\"hold_active\":%s,\"default_sink\":",
 	       (unsigned long long)h->generation, bool_str(daemon_running(h)),
 	       bool_str(h->flags & PVM_HEADER_CONNECTED),
 	       bool_str(h->flags & (PVM_HEADER_SINKS_OVERFLOW | PVM_HEADER_APPS_OVERFLOW)),
-	       bool_str(h->flags & PVM_HEADER_TRUNCATED));
+	       bool_str(h->flags & PVM_HEADER_TRUNCATED), bool_str(h->flags & PVM_HEADER_HOLD_ACTIVE));
 	if (default_sink)
 		json_string(default_sink->name, sizeof default_sink->name);
 	else

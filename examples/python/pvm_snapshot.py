@@ -61,6 +61,7 @@ CONNECTED = 1 << 1
 SINKS_OVERFLOW = 1 << 2
 APPS_OVERFLOW = 1 << 3
 TRUNCATED = 1 << 4
+HOLD_ACTIVE = 1 << 5
 # Sink flags.
 SINK_MUTED = 1 << 0
 SINK_DEFAULT = 1 << 1
@@ -69,7 +70,7 @@ APP_ACTIVE = 1 << 0
 APP_MOVABLE = 1 << 1
 APP_MUTED = 1 << 2
 
-TARGET_SOURCES = {1: "rule", 2: "route"}  # anything else: "session-manager"
+TARGET_SOURCES = {1: "rule", 2: "route", 3: "other-tool"}  # anything else: "session-manager"
 
 # How long to retry while a publish is in progress.
 SETTLE_LIMIT_S = 0.2
@@ -185,6 +186,7 @@ def parse(data):
         "connected": bool(flags & CONNECTED),
         "overflow": bool(flags & (SINKS_OVERFLOW | APPS_OVERFLOW)),
         "truncated": bool(flags & TRUNCATED),
+        "hold_active": bool(flags & HOLD_ACTIVE),
         "default_sink": next((s["name"] for s in sinks if s["default"]), None),
         "total_sinks": total_sinks,
         "total_apps": total_apps,

@@ -123,9 +123,14 @@ fn run(args: Args) -> Result<()> {
 
     pipewire::init();
     // The loop outlives everything registered on it: sources can then be
-    // stored anywhere ('static). It is freed once the runtime is gone.
-    let main_loop: &'static pipewire::main_loop::MainLoopRc =
-        Box::leak(Box::new(pipewire::main_loop::MainLoopRc::new(None).context("cannot create the main loop")?));
+    // stored anywhere ('static). It is freed once the runtime is gone,
+    // through the pointer `Box::into_raw` gave (the only one that may free it).
+    let main_loop_box =
+        Box::into_raw(Box::new(pipewire::main_loop::MainLoopRc::new(None).context("cannot create the main loop")?));
+    // SAFETY: `main_loop_box` comes from `Box::into_raw` just above, so it is
+    // valid and aligned; nothing frees or mutates it until the end of this
+    // function, after every borrower (the runtime) is gone.
+    let main_loop: &'static pipewire::main_loop::MainLoopRc = unsafe { &*main_loop_box };
 
     let config_watch = runtime::ConfigWatch::new(&config_path);
     let daemon = daemon::Daemon::new(daemon::Files { config: config_path, state }, config, routes);
@@ -135,12 +140,13 @@ fn run(args: Args) -> Result<()> {
         tracing::info!(shm = %shm.display(), socket = %socket.display(), "started");
         rt.run()
     };
-    // SAFETY: `main_loop` is the box leaked above, and this is its only
-    // release. The runtime was its only borrower (its sources and callbacks
-    // hold the `'static` reference) and was dropped at the end of the block
-    // above (its callbacks hold only weak references to it, so no cycle
-    // keeps it alive); nothing uses the reference after this line.
-    drop(unsafe { Box::from_raw(std::ptr::from_ref(main_loop).cast_mut()) });
+    // SAFETY: `main_loop_box` is the pointer `Box::into_raw` returned, and
+    // this is its only release. The runtime was the only borrower of the
+    // shared reference made from it (its sources and callbacks hold it) and
+    // was dropped at the end of the block above (its callbacks hold only weak
+    // references to it, so no cycle keeps it alive); nothing uses that
+    // reference after this line.
+    drop(unsafe { Box::from_raw(main_loop_box) });
     result
 }
 

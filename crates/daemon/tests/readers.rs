@@ -111,6 +111,7 @@ fn layout_check_source() -> String {
         ("PVM_HEADER_SINKS_OVERFLOW", header_flags::SINKS_OVERFLOW.into()),
         ("PVM_HEADER_APPS_OVERFLOW", header_flags::APPS_OVERFLOW.into()),
         ("PVM_HEADER_TRUNCATED", header_flags::TRUNCATED.into()),
+        ("PVM_HEADER_HOLD_ACTIVE", header_flags::HOLD_ACTIVE.into()),
         ("PVM_SINK_MUTED", sink_flags::MUTED.into()),
         ("PVM_SINK_DEFAULT", sink_flags::DEFAULT.into()),
         ("PVM_SINK_NAME_TRUNCATED", sink_flags::NAME_TRUNCATED.into()),
@@ -125,6 +126,7 @@ fn layout_check_source() -> String {
         ("PVM_TARGET_SESSION_MANAGER", TargetSource::SessionManager as u64),
         ("PVM_TARGET_RULE", TargetSource::Rule as u64),
         ("PVM_TARGET_ROUTE", TargetSource::Route as u64),
+        ("PVM_TARGET_OTHER_TOOL", TargetSource::OtherTool as u64),
     ];
     for (name, value) in constants {
         c.push_str(&format!("_Static_assert({name} == {value}u, \"{name}\");\n"));

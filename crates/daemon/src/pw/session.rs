@@ -330,12 +330,10 @@ fn on_global_object(
                 Err(e) => tracing::warn!(id = global.id, "cannot bind the default metadata: {e:#}"),
             }
         }
-        ObjectType::Client => {
-            // WirePlumber's main client ("WirePlumber"; its other
-            // connections carry a suffix, e.g. "WirePlumber [export-core]").
-            if dict.get("application.name") == Some("WirePlumber") {
-                objects.borrow_mut().session_managers.insert(global.id);
-            }
+        // WirePlumber's main client ("WirePlumber"; its other connections
+        // carry a suffix, e.g. "WirePlumber [export-core]").
+        ObjectType::Client if dict.get("application.name") == Some("WirePlumber") => {
+            objects.borrow_mut().session_managers.insert(global.id);
         }
         _ => {}
     }
