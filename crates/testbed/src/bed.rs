@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::dirs::{self, BedDirs};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node};
+use crate::hook;
 use crate::process::{self, GroupChild};
 use crate::sinks;
 use crate::tool::{self, TOOL_TIMEOUT};
@@ -33,6 +34,8 @@ pub struct TestBedBuilder {
     pulse: bool,
     suspend_idle_sinks: bool,
     ready_timeout: Duration,
+    hold_hook: Option<bool>,
+    hold_timeout: Option<Duration>,
 }
 
 impl Default for TestBedBuilder {
@@ -42,6 +45,8 @@ impl Default for TestBedBuilder {
             pulse: false,
             suspend_idle_sinks: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            hold_hook: None,
+            hold_timeout: None,
         }
     }
 }
@@ -77,6 +82,24 @@ impl TestBedBuilder {
         self
     }
 
+    /// Install pipewire-volume-mixer's WirePlumber hook
+    /// (`contrib/wireplumber/`) into the bed's WirePlumber. It holds each new
+    /// playback stream while a `pipewire-volume-mixer` metadata object exists
+    /// and has no decision for it; with no daemon running it changes nothing.
+    /// Installed unless this says `false`.
+    pub fn hold_hook(mut self, install: bool) -> Self {
+        self.hold_hook = Some(install);
+        self
+    }
+
+    /// The hook's time limit (its setting
+    /// `pipewire-volume-mixer.hold-timeout-ms`); the shipped default (200 ms)
+    /// when not called. Whole milliseconds, at most 60 s.
+    pub fn hold_timeout(mut self, timeout: Duration) -> Self {
+        self.hold_timeout = Some(timeout);
+        self
+    }
+
     /// Starts the bed and waits until it is ready; see [`TestBed`].
     pub fn start(self) -> Result<TestBed> {
         for (i, name) in self.sinks.iter().enumerate() {
@@ -86,12 +109,18 @@ impl TestBedBuilder {
             }
         }
         let started = Instant::now();
+        let dirs = BedDirs::create()?;
+        let hold_hook = self.hold_hook.unwrap_or(true);
+        if hold_hook {
+            hook::install(&dirs, self.hold_timeout)?;
+        }
         let mut bed = TestBed {
-            dirs: BedDirs::create()?,
+            dirs,
             sinks: self.sinks,
             pulse: self.pulse,
             keep_sinks_running: !self.suspend_idle_sinks,
             ready_timeout: self.ready_timeout,
+            hold_hook,
             dbus: None,
             session: Vec::new(),
         };
@@ -117,9 +146,14 @@ impl TestBedBuilder {
 /// the only audio devices. The sinks are kept running even when idle (see
 /// [`TestBedBuilder::suspend_idle_sinks`]).
 ///
+/// pipewire-volume-mixer's WirePlumber hook is installed in the bed's
+/// `XDG_DATA_HOME` / `XDG_CONFIG_HOME` unless the builder says otherwise
+/// ([`TestBedBuilder::hold_hook`]); see [`TestBed::hold_hook`].
+///
 /// [`TestBed::start`] returns when PipeWire answers, every sink is in the
 /// graph, WirePlumber is connected and has chosen a default sink (the first
-/// one), and pipewire-pulse (if asked for) accepts connections.
+/// one), the hook (if installed) has answered a stand-in daemon's metadata,
+/// and pipewire-pulse (if asked for) accepts connections.
 ///
 /// Dropping the bed terminates every process group it started (SIGTERM, then
 /// SIGKILL after two seconds), reaps them and deletes the directory; this
@@ -136,6 +170,7 @@ pub struct TestBed {
     pulse: bool,
     keep_sinks_running: bool,
     pub(crate) ready_timeout: Duration,
+    hold_hook: bool,
     dbus: Option<GroupChild>,
     /// pipewire, wireplumber and pipewire-pulse, in start order.
     session: Vec<GroupChild>,
@@ -190,6 +225,12 @@ impl TestBed {
     /// of that process's group).
     pub fn pids(&self) -> Vec<u32> {
         self.dbus.iter().chain(&self.session).map(GroupChild::pid).collect()
+    }
+
+    /// Whether pipewire-volume-mixer's WirePlumber hook is installed and
+    /// (once the bed is ready) running in the bed's WirePlumber.
+    pub fn hold_hook(&self) -> bool {
+        self.hold_hook
     }
 
     /// Whether PipeWire is running (it is, unless [`TestBed::stop_pipewire`] was called).
@@ -427,7 +468,7 @@ impl TestBed {
         loop {
             self.check_alive()?;
             let Some(missing) = self.not_ready_yet() else {
-                return Ok(());
+                return self.wait_for_hook(deadline);
             };
             if Instant::now() >= deadline {
                 let mut details = String::new();
@@ -437,6 +478,32 @@ impl TestBed {
                 return Err(Error::Timeout { what: missing, timeout: self.ready_timeout, details });
             }
             thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// With the hook installed: waits until it has announced itself on a
+    /// stand-in daemon's metadata, which proves WirePlumber loaded and runs it.
+    fn wait_for_hook(&mut self, deadline: Instant) -> Result<()> {
+        if !self.hold_hook {
+            return Ok(());
+        }
+        let waited = hook::with_stand_in_metadata(&self.dirs.pipewire_socket(), || {
+            let timeout = deadline.saturating_duration_since(Instant::now()).max(POLL_INTERVAL);
+            wait::wait_for(timeout, "WirePlumber's pipewire-volume-mixer hook to announce itself", || {
+                self.graph().metadata_value(hook::METADATA_NAME, 0, hook::HOLD_KEY).cloned()
+            })
+        });
+        match waited {
+            Ok(announced) => {
+                tracing::debug!(%announced, "hold hook running");
+                Ok(())
+            }
+            Err(Error::Timeout { what, timeout, mut details }) => {
+                self.check_alive()?;
+                details.push_str(&self.dirs.log_tail("wireplumber", LOG_TAIL_LINES));
+                Err(Error::Timeout { what, timeout, details })
+            }
+            Err(e) => Err(e),
         }
     }
 }

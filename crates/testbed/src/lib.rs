@@ -16,7 +16,9 @@
 //!   that carry the properties a desktop application sets;
 //! * the daemon under test ([`TestBed::spawn_daemon`]) and `pvmctl`
 //!   ([`TestBed::pvmctl`]), with their files inside the bed's directory;
-//! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
+//! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline;
+//! * pipewire-volume-mixer's WirePlumber hook, installed in every bed by
+//!   default ([`TestBedBuilder::hold_hook`], the names in [`hook`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -51,6 +53,7 @@ mod dirs;
 mod error;
 mod exported_metadata;
 mod graph;
+pub mod hook;
 mod locate;
 mod process;
 mod sinks;
