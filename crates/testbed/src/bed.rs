@@ -15,6 +15,7 @@ use crate::process::{self, GroupChild};
 use crate::sinks;
 use crate::tool::{self, TOOL_TIMEOUT};
 use crate::wait::{self, POLL_INTERVAL};
+use crate::wireplumber04;
 
 /// How long startup may take before it is reported as failed, by default.
 /// Far above the usual ~0.2 s: parallel tests on a loaded two-core machine
@@ -27,6 +28,19 @@ const WIREPLUMBER_CLIENT: &str = "WirePlumber";
 /// How many log lines error messages quote.
 const LOG_TAIL_LINES: usize = 20;
 
+/// Which WirePlumber a bed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WirePlumber {
+    /// The installed one (`wireplumber` on `PATH`), 0.5.
+    #[default]
+    Installed,
+    /// WirePlumber 0.4.13, Debian 12's own package, unpacked into a private
+    /// prefix under the Cargo target directory on first use (needs
+    /// `apt-get download` to work: network and apt's package lists). The
+    /// pipewire-volume-mixer hook is for 0.5; see [`TestBedBuilder::hold_hook`].
+    V0_4,
+}
+
 /// Settings for a [`TestBed`]; start one with [`TestBedBuilder::start`].
 #[derive(Debug, Clone)]
 pub struct TestBedBuilder {
@@ -34,6 +48,7 @@ pub struct TestBedBuilder {
     pulse: bool,
     suspend_idle_sinks: bool,
     ready_timeout: Duration,
+    wireplumber: WirePlumber,
     hold_hook: Option<bool>,
     hold_timeout: Option<Duration>,
 }
@@ -45,6 +60,7 @@ impl Default for TestBedBuilder {
             pulse: false,
             suspend_idle_sinks: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            wireplumber: WirePlumber::Installed,
             hold_hook: None,
             hold_timeout: None,
         }
@@ -82,11 +98,21 @@ impl TestBedBuilder {
         self
     }
 
+    /// Which WirePlumber to run (default: the installed one).
+    pub fn wireplumber(mut self, wireplumber: WirePlumber) -> Self {
+        self.wireplumber = wireplumber;
+        self
+    }
+
     /// Install pipewire-volume-mixer's WirePlumber hook
     /// (`contrib/wireplumber/`) into the bed's WirePlumber. It holds each new
     /// playback stream while a `pipewire-volume-mixer` metadata object exists
     /// and has no decision for it; with no daemon running it changes nothing.
-    /// Installed unless this says `false`.
+    ///
+    /// By default it is installed for the installed WirePlumber 0.5 and not
+    /// for [`WirePlumber::V0_4`], which cannot run it. `true` with 0.4 puts
+    /// the files where that WirePlumber reads them, as for a user who ran
+    /// `pvmctl setup wireplumber` there: it must start and link as usual.
     pub fn hold_hook(mut self, install: bool) -> Self {
         self.hold_hook = Some(install);
         self
@@ -110,16 +136,29 @@ impl TestBedBuilder {
         }
         let started = Instant::now();
         let dirs = BedDirs::create()?;
-        let hold_hook = self.hold_hook.unwrap_or(true);
-        if hold_hook {
-            hook::install(&dirs, self.hold_timeout)?;
-        }
+        let (wireplumber04, hold_hook) = match self.wireplumber {
+            WirePlumber::Installed => {
+                let install = self.hold_hook.unwrap_or(true);
+                if install {
+                    hook::install(&dirs, self.hold_timeout)?;
+                }
+                (None, install)
+            }
+            WirePlumber::V0_4 => {
+                let mut prefix = wireplumber04::prefix()?;
+                if self.hold_hook == Some(true) {
+                    prefix = prefix.with_hook_files(&dirs.root().join("wireplumber-0.4"))?;
+                }
+                (Some(prefix), false)
+            }
+        };
         let mut bed = TestBed {
             dirs,
             sinks: self.sinks,
             pulse: self.pulse,
             keep_sinks_running: !self.suspend_idle_sinks,
             ready_timeout: self.ready_timeout,
+            wireplumber04,
             hold_hook,
             dbus: None,
             session: Vec::new(),
@@ -170,6 +209,8 @@ pub struct TestBed {
     pulse: bool,
     keep_sinks_running: bool,
     pub(crate) ready_timeout: Duration,
+    /// The private WirePlumber 0.4, when the bed runs that one.
+    wireplumber04: Option<wireplumber04::Prefix>,
     hold_hook: bool,
     dbus: Option<GroupChild>,
     /// pipewire, wireplumber and pipewire-pulse, in start order.
@@ -227,8 +268,18 @@ impl TestBed {
         self.dbus.iter().chain(&self.session).map(GroupChild::pid).collect()
     }
 
+    /// Which WirePlumber the bed runs.
+    pub fn wireplumber(&self) -> WirePlumber {
+        if self.wireplumber04.is_some() {
+            WirePlumber::V0_4
+        } else {
+            WirePlumber::Installed
+        }
+    }
+
     /// Whether pipewire-volume-mixer's WirePlumber hook is installed and
-    /// (once the bed is ready) running in the bed's WirePlumber.
+    /// (once the bed is ready) running in the bed's WirePlumber; never for
+    /// [`WirePlumber::V0_4`].
     pub fn hold_hook(&self) -> bool {
         self.hold_hook
     }
@@ -342,11 +393,29 @@ impl TestBed {
 
     /// Spawns `program` as a long-running process of the bed, output to its log.
     fn spawn(&self, program: &str, args: &[&str]) -> Result<GroupChild> {
-        let log = self.dirs.open_log(program)?;
-        let log_err = log.try_clone().map_err(|e| Error::io("duplicating a log file handle", e))?;
         let mut command = self.command(program);
-        command.args(args).stdin(Stdio::null()).stdout(log).stderr(log_err);
-        GroupChild::spawn(program, command)
+        command.args(args);
+        self.spawn_command(program, command)
+    }
+
+    /// Spawns `command` as the bed's process `name`, output to `name`'s log.
+    fn spawn_command(&self, name: &str, mut command: Command) -> Result<GroupChild> {
+        let log = self.dirs.open_log(name)?;
+        let log_err = log.try_clone().map_err(|e| Error::io("duplicating a log file handle", e))?;
+        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
+        GroupChild::spawn(name, command)
+    }
+
+    /// Starts the bed's WirePlumber: the installed one, or the private 0.4.
+    fn spawn_wireplumber(&self) -> Result<GroupChild> {
+        match &self.wireplumber04 {
+            None => self.spawn("wireplumber", &[]),
+            Some(prefix) => {
+                let mut command = self.command(prefix.wireplumber());
+                command.envs(prefix.env());
+                self.spawn_command("wireplumber", command)
+            }
+        }
     }
 
     fn start_dbus(&mut self) -> Result<()> {
@@ -371,7 +440,7 @@ impl TestBed {
         let waited = self.wait_for_socket(&mut pipewire, &socket);
         self.session.push(pipewire);
         waited?;
-        let wireplumber = self.spawn("wireplumber", &[])?;
+        let wireplumber = self.spawn_wireplumber()?;
         self.session.push(wireplumber);
         if self.pulse {
             let pulse = self.spawn("pipewire-pulse", &[])?;

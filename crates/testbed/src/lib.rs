@@ -18,7 +18,8 @@
 //!   ([`TestBed::pvmctl`]), with their files inside the bed's directory;
 //! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline;
 //! * pipewire-volume-mixer's WirePlumber hook, installed in every bed by
-//!   default ([`TestBedBuilder::hold_hook`], the names in [`hook`]).
+//!   default ([`TestBedBuilder::hold_hook`], the names in [`hook`]), and
+//!   WirePlumber 0.4 from a private prefix ([`WirePlumber::V0_4`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -60,9 +61,10 @@ mod sinks;
 mod snapshot;
 mod tool;
 mod wait;
+mod wireplumber04;
 
 pub use app::{AppSpec, FakeApp};
-pub use bed::{TestBed, TestBedBuilder, DEFAULT_READY_TIMEOUT};
+pub use bed::{TestBed, TestBedBuilder, WirePlumber, DEFAULT_READY_TIMEOUT};
 pub use daemon::{Daemon, DaemonPaths, DAEMON_START_TIMEOUT};
 pub use error::{Error, Result};
 pub use exported_metadata::ExportedMetadata;
