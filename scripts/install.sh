@@ -13,7 +13,11 @@
 #   bash: ~/.local/share/bash-completion/completions/pvmctl
 #   zsh:  ~/.local/share/zsh/site-functions/_pvmctl
 #   fish: ~/.config/fish/completions/pvmctl.fish
-# ($XDG_CONFIG_HOME and $XDG_DATA_HOME are honoured.)
+#   the WirePlumber hook (`pvmctl setup wireplumber`):
+#         ~/.local/share/wireplumber/scripts/pipewire-volume-mixer-hold.lua
+#         ~/.config/wireplumber/wireplumber.conf.d/90-pipewire-volume-mixer.conf
+# ($XDG_CONFIG_HOME and $XDG_DATA_HOME are honoured.) WirePlumber loads the
+# hook when it starts: restart it once (systemctl --user restart wireplumber).
 #
 # The config file (~/.config/pipewire-volume-mixer/config.toml) and the
 # persisted routes are yours: install never writes them, uninstall keeps them.
@@ -32,6 +36,9 @@ unit_dir=$config_home/systemd/user
 bash_completion=$data_home/bash-completion/completions/pvmctl
 zsh_completion=$data_home/zsh/site-functions/_pvmctl
 fish_completion=$config_home/fish/completions/pvmctl.fish
+# The files of `pvmctl setup wireplumber`, for removal without pvmctl.
+hook_files=("$data_home/wireplumber/scripts/pipewire-volume-mixer-hold.lua"
+            "$config_home/wireplumber/wireplumber.conf.d/90-pipewire-volume-mixer.conf")
 
 usage() {
   sed -n '2,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -92,6 +99,9 @@ install_all() {
   "$pvmctl" completions zsh >"$zsh_completion"
   "$pvmctl" completions fish >"$fish_completion"
   say "installed the man page and bash, zsh and fish completions"
+  # The environment is passed on as it is: pvmctl resolves the same
+  # $XDG_DATA_HOME / $XDG_CONFIG_HOME defaults as this script.
+  "$pvmctl" setup wireplumber | sed 's/^/install: /' >&2
   write_unit
   say "installed $unit_dir/$unit_name"
 
@@ -120,13 +130,14 @@ uninstall_all() {
   if have_user_systemd; then
     systemctl --user disable --now pipewire-volume-mixer 2>/dev/null || true
   fi
-  local removed=0
+  local removed=0 hook_removed=0 h
   for f in "$unit_dir/$unit_name" "$bindir/pipewire-volume-mixer-daemon" "$bindir/pvmctl" \
-    "$mandir/pvmctl.1" "$bash_completion" "$zsh_completion" "$fish_completion"; do
+    "$mandir/pvmctl.1" "$bash_completion" "$zsh_completion" "$fish_completion" "${hook_files[@]}"; do
     if [ -e "$f" ] || [ -L "$f" ]; then
       rm -f "$f"
       say "removed $f"
       removed=$((removed + 1))
+      for h in "${hook_files[@]}"; do [ "$f" != "$h" ] || hook_removed=1; done
     fi
   done
   if have_user_systemd; then
@@ -134,6 +145,8 @@ uninstall_all() {
     systemctl --user reset-failed pipewire-volume-mixer 2>/dev/null || true
   fi
   [ "$removed" -gt 0 ] || say "nothing was installed under $prefix"
+  [ "$hook_removed" -eq 0 ] ||
+    say "restart WirePlumber to unload the hook: systemctl --user restart wireplumber"
   say "kept your config and routes ($config_home/pipewire-volume-mixer, ${XDG_STATE_HOME:-$HOME/.local/state}/pipewire-volume-mixer); delete them by hand if you want"
 }
 

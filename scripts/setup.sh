@@ -4,7 +4,9 @@
 # bookworm-backports), clang for bindgen, a D-Bus session bus for WirePlumber,
 # pulseaudio-utils/pipewire-pulse for the side-by-side benchmark, valgrind for
 # the memory check (tests/memcheck.rs and the benchmark) and systemd for the
-# unit check.
+# unit check. Also makes sure apt's package lists are there: the test bed
+# fetches WirePlumber 0.4 (Debian 12's 0.4.13) with `apt-get download` for the
+# tests against WirePlumber 0.4.
 #
 # Idempotent: does nothing when everything is already present.
 # Runs as root, or through sudo otherwise.
@@ -24,19 +26,35 @@ pw_version_ok() {
   pkg-config --atleast-version=1.0 libpipewire-0.3 2>/dev/null
 }
 
+# shellcheck disable=SC1091
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+
+wireplumber_04_listed() {
+  apt-cache madison wireplumber 2>/dev/null | grep -q '| *0\.4\.'
+}
+
+# apt-get download needs the package lists (a fresh container has none; on
+# Debian 12 they must include bookworm's own wireplumber 0.4.13).
+lists_ok() {
+  compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null &&
+    { [ "$codename" != "bookworm" ] || wireplumber_04_listed; }
+}
+
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ] && pw_version_ok && command -v wpctl >/dev/null; then
+  if ! lists_ok; then
+    echo "setup: fetching the apt package lists (for WirePlumber 0.4 in the tests)" >&2
+    "${sudo_cmd[@]}" apt-get update -q
+  fi
   exit 0
 fi
 
 echo "setup: installing ${missing[*]:-newer PipeWire}" >&2
 export DEBIAN_FRONTEND=noninteractive
 
-# shellcheck disable=SC1091
-codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 if [ "$codename" = "bookworm" ]; then
   # Debian 12 ships PipeWire 0.3.65; the backports suite has 1.4 + WirePlumber 0.5.
   if [ ! -e /etc/apt/sources.list.d/backports.sources ] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then

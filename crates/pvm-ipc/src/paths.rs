@@ -9,7 +9,8 @@
 //! | persisted routes | `$XDG_STATE_HOME/pipewire-volume-mixer/routes.toml` | `PVM_STATE` |
 //!
 //! `XDG_RUNTIME_DIR` defaults to `/run/user/<uid>`, `XDG_CONFIG_HOME` to
-//! `~/.config` and `XDG_STATE_HOME` to `~/.local/state`. As the XDG base
+//! `~/.config`, `XDG_STATE_HOME` to `~/.local/state` and `XDG_DATA_HOME`
+//! (where `pvmctl setup` installs the WirePlumber hook) to `~/.local/share`. As the XDG base
 //! directory specification asks, an empty or relative `XDG_*` value is
 //! ignored. An empty `PVM_*` value counts as unset.
 //!
@@ -80,6 +81,16 @@ impl<'a> Resolver<'a> {
     pub fn state(&self) -> PathBuf {
         self.overridden(ENV_STATE)
             .unwrap_or_else(|| self.xdg_dir("XDG_STATE_HOME", ".local/state").join(APP_DIR).join("routes.toml"))
+    }
+
+    /// `$XDG_CONFIG_HOME`, or `~/.config`.
+    pub fn config_home(&self) -> PathBuf {
+        self.xdg_dir("XDG_CONFIG_HOME", ".config")
+    }
+
+    /// `$XDG_DATA_HOME`, or `~/.local/share`.
+    pub fn data_home(&self) -> PathBuf {
+        self.xdg_dir("XDG_DATA_HOME", ".local/share")
     }
 
     /// The daemon's directory in the runtime dir, holding the socket and the
@@ -175,8 +186,11 @@ mod tests {
                 ("XDG_RUNTIME_DIR", "/run/user/1234"),
                 ("XDG_CONFIG_HOME", "/cfg"),
                 ("XDG_STATE_HOME", "/st"),
+                ("XDG_DATA_HOME", "/data"),
             ],
             |r| {
+                assert_eq!(r.config_home(), Path::new("/cfg"));
+                assert_eq!(r.data_home(), Path::new("/data"));
                 assert_eq!(r.shm(), Path::new("/dev/shm/pipewire-volume-mixer-1234"));
                 assert_eq!(r.socket(), Path::new("/run/user/1234/pipewire-volume-mixer/socket"));
                 assert_eq!(r.stats(), Path::new("/run/user/1234/pipewire-volume-mixer/stats"));
@@ -189,6 +203,8 @@ mod tests {
     #[test]
     fn unset_xdg_variables_fall_back() {
         with_env(&[("HOME", "/home/u")], |r| {
+            assert_eq!(r.config_home(), Path::new("/home/u/.config"));
+            assert_eq!(r.data_home(), Path::new("/home/u/.local/share"));
             assert_eq!(r.socket(), Path::new("/run/user/1234/pipewire-volume-mixer/socket"));
             assert_eq!(r.stats(), Path::new("/run/user/1234/pipewire-volume-mixer/stats"));
             assert_eq!(r.config(), Path::new("/home/u/.config/pipewire-volume-mixer/config.toml"));

@@ -117,6 +117,12 @@ pub enum Command {
     Stats,
     /// Show the daemon's recent events.
     Trace,
+    /// Install an integration for the current user.
+    Setup {
+        /// What to install.
+        #[command(subcommand)]
+        target: SetupTarget,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -129,6 +135,23 @@ pub enum Command {
     CompleteNames {
         /// Which names.
         kind: NameKind,
+    },
+}
+
+/// What `setup` installs.
+#[derive(Debug, Subcommand)]
+pub enum SetupTarget {
+    /// Install the WirePlumber 0.5 hook that holds each new stream until the
+    /// daemon has decided where it plays, so it starts on the right sink.
+    ///
+    /// Writes $XDG_DATA_HOME/wireplumber/scripts/pipewire-volume-mixer-hold.lua
+    /// and $XDG_CONFIG_HOME/wireplumber/wireplumber.conf.d/90-pipewire-volume-mixer.conf
+    /// (defaults ~/.local/share and ~/.config). Running it again changes
+    /// nothing. WirePlumber must be restarted afterwards.
+    Wireplumber {
+        /// Remove exactly these two files instead (the directories stay).
+        #[arg(long)]
+        uninstall: bool,
     },
 }
 
@@ -171,6 +194,13 @@ mod tests {
     fn global_options_may_follow_the_subcommand() {
         let cli = Cli::try_parse_from(["pvmctl", "ping", "--socket", "/tmp/s"]).unwrap();
         assert_eq!(cli.paths.socket.as_deref(), Some(std::path::Path::new("/tmp/s")));
+    }
+
+    #[test]
+    fn setup_wireplumber_takes_uninstall() {
+        let cli = Cli::try_parse_from(["pvmctl", "setup", "wireplumber", "--uninstall"]).unwrap();
+        assert!(matches!(cli.command, Command::Setup { target: SetupTarget::Wireplumber { uninstall: true } }));
+        assert!(Cli::try_parse_from(["pvmctl", "setup"]).is_err());
     }
 
     #[test]

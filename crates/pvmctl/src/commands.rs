@@ -10,11 +10,12 @@ use pvm_ipc::paths;
 use pvm_ipc::protocol::Request;
 use pvm_ipc::status::Status;
 
-use crate::cli::{Cli, Command, NameKind, PathArgs};
+use crate::cli::{Cli, Command, NameKind, PathArgs, SetupTarget};
 use crate::control::send;
 use crate::failure::{Failure, Outcome};
 use crate::level::percent;
 use crate::render;
+use crate::setup;
 use crate::snapshot::{live_status, Snapshot};
 use crate::stats::format_stats;
 
@@ -77,6 +78,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Ping => request(socket, Request::Ping),
         Command::Stats => stats(&files.stats),
         Command::Trace => trace(socket),
+        Command::Setup { target: SetupTarget::Wireplumber { uninstall } } => setup::wireplumber(uninstall),
         Command::Completions { shell } => {
             let mut out = io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "pvmctl", &mut out);

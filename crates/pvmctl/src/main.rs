@@ -6,6 +6,7 @@ mod control;
 mod failure;
 mod level;
 mod render;
+mod setup;
 mod snapshot;
 mod stats;
 

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use crate::dirs::{self, BedDirs};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node};
+use crate::hook;
 use crate::process::{self, GroupChild};
 use crate::sinks;
 use crate::tool::{self, TOOL_TIMEOUT};
 use crate::wait::{self, POLL_INTERVAL};
+use crate::wireplumber04;
 
 /// How long startup may take before it is reported as failed, by default.
 /// Far above the usual ~0.2 s: parallel tests on a loaded two-core machine
@@ -29,6 +31,19 @@ const WIREPLUMBER_CLIENT: &str = "WirePlumber";
 /// How many log lines error messages quote.
 const LOG_TAIL_LINES: usize = 20;
 
+/// Which WirePlumber a bed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WirePlumber {
+    /// The installed one (`wireplumber` on `PATH`), 0.5.
+    #[default]
+    Installed,
+    /// WirePlumber 0.4.13, Debian 12's own package, unpacked into a private
+    /// prefix under the Cargo target directory on first use (needs
+    /// `apt-get download` to work: network and apt's package lists). The
+    /// pipewire-volume-mixer hook is for 0.5; see [`TestBedBuilder::hold_hook`].
+    V0_4,
+}
+
 /// Settings for a [`TestBed`]; start one with [`TestBedBuilder::start`].
 #[derive(Debug, Clone)]
 pub struct TestBedBuilder {
@@ -36,6 +51,9 @@ pub struct TestBedBuilder {
     pulse: bool,
     suspend_idle_sinks: bool,
     ready_timeout: Duration,
+    wireplumber: WirePlumber,
+    hold_hook: Option<bool>,
+    hold_timeout: Option<Duration>,
 }
 
 impl Default for TestBedBuilder {
@@ -45,6 +63,9 @@ impl Default for TestBedBuilder {
             pulse: false,
             suspend_idle_sinks: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            wireplumber: WirePlumber::Installed,
+            hold_hook: None,
+            hold_timeout: None,
         }
     }
 }
@@ -80,6 +101,34 @@ impl TestBedBuilder {
         self
     }
 
+    /// Which WirePlumber to run (default: the installed one).
+    pub fn wireplumber(mut self, wireplumber: WirePlumber) -> Self {
+        self.wireplumber = wireplumber;
+        self
+    }
+
+    /// Install pipewire-volume-mixer's WirePlumber hook
+    /// (`contrib/wireplumber/`) into the bed's WirePlumber. It holds each new
+    /// playback stream while a `pipewire-volume-mixer` metadata object exists
+    /// and has no decision for it; with no daemon running it changes nothing.
+    ///
+    /// By default it is installed for the installed WirePlumber 0.5 and not
+    /// for [`WirePlumber::V0_4`], which cannot run it. `true` with 0.4 puts
+    /// the files where that WirePlumber reads them, as for a user who ran
+    /// `pvmctl setup wireplumber` there: it must start and link as usual.
+    pub fn hold_hook(mut self, install: bool) -> Self {
+        self.hold_hook = Some(install);
+        self
+    }
+
+    /// The hook's time limit (its setting
+    /// `pipewire-volume-mixer.hold-timeout-ms`); the shipped default (200 ms)
+    /// when not called. Whole milliseconds, at most 60 s.
+    pub fn hold_timeout(mut self, timeout: Duration) -> Self {
+        self.hold_timeout = Some(timeout);
+        self
+    }
+
     /// Starts the bed and waits until it is ready; see [`TestBed`].
     pub fn start(self) -> Result<TestBed> {
         for (i, name) in self.sinks.iter().enumerate() {
@@ -89,12 +138,31 @@ impl TestBedBuilder {
             }
         }
         let started = Instant::now();
+        let dirs = BedDirs::create()?;
+        let (wireplumber04, hold_hook) = match self.wireplumber {
+            WirePlumber::Installed => {
+                let install = self.hold_hook.unwrap_or(true);
+                if install {
+                    hook::install(&dirs, self.hold_timeout)?;
+                }
+                (None, install)
+            }
+            WirePlumber::V0_4 => {
+                let mut prefix = wireplumber04::prefix()?;
+                if self.hold_hook == Some(true) {
+                    prefix = prefix.with_hook_files(&dirs.root().join("wireplumber-0.4"))?;
+                }
+                (Some(prefix), false)
+            }
+        };
         let mut bed = TestBed {
-            dirs: BedDirs::create()?,
+            dirs,
             sinks: self.sinks,
             pulse: self.pulse,
             keep_sinks_running: !self.suspend_idle_sinks,
             ready_timeout: self.ready_timeout,
+            wireplumber04,
+            hold_hook,
             dbus: None,
             session: Vec::new(),
         };
@@ -120,9 +188,14 @@ impl TestBedBuilder {
 /// the only audio devices. The sinks are kept running even when idle (see
 /// [`TestBedBuilder::suspend_idle_sinks`]).
 ///
+/// pipewire-volume-mixer's WirePlumber hook is installed in the bed's
+/// `XDG_DATA_HOME` / `XDG_CONFIG_HOME` unless the builder says otherwise
+/// ([`TestBedBuilder::hold_hook`]); see [`TestBed::hold_hook`].
+///
 /// [`TestBed::start`] returns when PipeWire answers, every sink is in the
 /// graph, WirePlumber is connected and has chosen a default sink (the first
-/// one), and pipewire-pulse (if asked for) accepts connections.
+/// one), the hook (if installed) has answered a stand-in daemon's metadata,
+/// and pipewire-pulse (if asked for) accepts connections.
 ///
 /// Dropping the bed terminates every process group it started (SIGTERM, then
 /// SIGKILL after two seconds), reaps them and deletes the directory; this
@@ -139,6 +212,9 @@ pub struct TestBed {
     pulse: bool,
     keep_sinks_running: bool,
     pub(crate) ready_timeout: Duration,
+    /// The private WirePlumber 0.4, when the bed runs that one.
+    wireplumber04: Option<wireplumber04::Prefix>,
+    hold_hook: bool,
     dbus: Option<GroupChild>,
     /// pipewire, wireplumber and pipewire-pulse, in start order.
     session: Vec<GroupChild>,
@@ -193,6 +269,22 @@ impl TestBed {
     /// of that process's group).
     pub fn pids(&self) -> Vec<u32> {
         self.dbus.iter().chain(&self.session).map(GroupChild::pid).collect()
+    }
+
+    /// Which WirePlumber the bed runs.
+    pub fn wireplumber(&self) -> WirePlumber {
+        if self.wireplumber04.is_some() {
+            WirePlumber::V0_4
+        } else {
+            WirePlumber::Installed
+        }
+    }
+
+    /// Whether pipewire-volume-mixer's WirePlumber hook is installed and
+    /// (once the bed is ready) running in the bed's WirePlumber; never for
+    /// [`WirePlumber::V0_4`].
+    pub fn hold_hook(&self) -> bool {
+        self.hold_hook
     }
 
     /// Whether PipeWire is running (it is, unless [`TestBed::stop_pipewire`] was called).
@@ -304,11 +396,29 @@ impl TestBed {
 
     /// Spawns `program` as a long-running process of the bed, output to its log.
     fn spawn(&self, program: &str, args: &[&str]) -> Result<GroupChild> {
-        let log = self.dirs.open_log(program)?;
-        let log_err = log.try_clone().map_err(|e| Error::io("duplicating a log file handle", e))?;
         let mut command = self.command(program);
-        command.args(args).stdin(Stdio::null()).stdout(log).stderr(log_err);
-        GroupChild::spawn(program, command)
+        command.args(args);
+        self.spawn_command(program, command)
+    }
+
+    /// Spawns `command` as the bed's process `name`, output to `name`'s log.
+    fn spawn_command(&self, name: &str, mut command: Command) -> Result<GroupChild> {
+        let log = self.dirs.open_log(name)?;
+        let log_err = log.try_clone().map_err(|e| Error::io("duplicating a log file handle", e))?;
+        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
+        GroupChild::spawn(name, command)
+    }
+
+    /// Starts the bed's WirePlumber: the installed one, or the private 0.4.
+    fn spawn_wireplumber(&self) -> Result<GroupChild> {
+        match &self.wireplumber04 {
+            None => self.spawn("wireplumber", &[]),
+            Some(prefix) => {
+                let mut command = self.command(prefix.wireplumber());
+                command.envs(prefix.env());
+                self.spawn_command("wireplumber", command)
+            }
+        }
     }
 
     fn start_dbus(&mut self) -> Result<()> {
@@ -333,7 +443,7 @@ impl TestBed {
         let waited = self.wait_for_socket(&mut pipewire, &socket);
         self.session.push(pipewire);
         waited?;
-        let wireplumber = self.spawn(WIREPLUMBER, &[])?;
+        let wireplumber = self.spawn_wireplumber()?;
         self.session.push(wireplumber);
         if self.pulse {
             let pulse = self.spawn("pipewire-pulse", &[])?;
@@ -381,7 +491,7 @@ impl TestBed {
         if self.session.iter().any(|c| c.name() == WIREPLUMBER) {
             return Ok(());
         }
-        let wireplumber = self.spawn(WIREPLUMBER, &[])?;
+        let wireplumber = self.spawn_wireplumber()?;
         // Keep the start order (pipewire, wireplumber, pipewire-pulse).
         self.session.insert(1, wireplumber);
         self.wait_ready()
@@ -469,7 +579,7 @@ impl TestBed {
         loop {
             self.check_alive()?;
             let Some(missing) = self.not_ready_yet() else {
-                return Ok(());
+                return self.wait_for_hook(deadline);
             };
             if Instant::now() >= deadline {
                 let mut details = String::new();
@@ -479,6 +589,32 @@ impl TestBed {
                 return Err(Error::Timeout { what: missing, timeout: self.ready_timeout, details });
             }
             thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// With the hook installed: waits until it has announced itself on a
+    /// stand-in daemon's metadata, which proves WirePlumber loaded and runs it.
+    fn wait_for_hook(&mut self, deadline: Instant) -> Result<()> {
+        if !self.hold_hook {
+            return Ok(());
+        }
+        let waited = hook::with_stand_in_metadata(&self.dirs.pipewire_socket(), || {
+            let timeout = deadline.saturating_duration_since(Instant::now()).max(POLL_INTERVAL);
+            wait::wait_for(timeout, "WirePlumber's pipewire-volume-mixer hook to announce itself", || {
+                self.graph().metadata_value(hook::METADATA_NAME, 0, hook::HOLD_KEY).cloned()
+            })
+        });
+        match waited {
+            Ok(announced) => {
+                tracing::debug!(%announced, "hold hook running");
+                Ok(())
+            }
+            Err(Error::Timeout { what, timeout, mut details }) => {
+                self.check_alive()?;
+                details.push_str(&self.dirs.log_tail("wireplumber", LOG_TAIL_LINES));
+                Err(Error::Timeout { what, timeout, details })
+            }
+            Err(e) => Err(e),
         }
     }
 }

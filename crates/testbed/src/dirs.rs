@@ -112,8 +112,14 @@ impl BedDirs {
         self.config_home().join("pipewire/pipewire.conf.d")
     }
 
-    fn wireplumber_fragments(&self) -> PathBuf {
+    /// WirePlumber 0.5's user fragments: `$XDG_CONFIG_HOME/wireplumber/wireplumber.conf.d`.
+    pub(crate) fn wireplumber_fragments(&self) -> PathBuf {
         self.config_home().join("wireplumber/wireplumber.conf.d")
+    }
+
+    /// WirePlumber 0.5's user scripts: `$XDG_DATA_HOME/wireplumber/scripts`.
+    pub(crate) fn wireplumber_scripts(&self) -> PathBuf {
+        self.data_home().join("wireplumber/scripts")
     }
 
     /// The `pipewire.conf.d` fragment that lists the sinks.

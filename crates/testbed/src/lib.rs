@@ -22,7 +22,10 @@
 //! * the daemon under valgrind's memcheck ([`memcheck`]) and a scripted run
 //!   through every object lifecycle it sees ([`lifecycle`]): the memory
 //!   check of the test suite and of the benchmark;
-//! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
+//! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline;
+//! * pipewire-volume-mixer's WirePlumber hook, installed in every bed by
+//!   default ([`TestBedBuilder::hold_hook`], the names in [`hook`]), and
+//!   WirePlumber 0.4 from a private prefix ([`WirePlumber::V0_4`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -57,8 +60,10 @@ mod bed;
 mod daemon;
 mod dirs;
 mod error;
+mod exported_metadata;
 mod graph;
 pub mod lifecycle;
+pub mod hook;
 mod locate;
 pub mod memcheck;
 mod process;
@@ -66,11 +71,13 @@ mod sinks;
 mod snapshot;
 mod tool;
 mod wait;
+mod wireplumber04;
 
 pub use app::{AppSpec, FakeApp};
-pub use bed::{TestBed, TestBedBuilder, DEFAULT_READY_TIMEOUT};
+pub use bed::{TestBed, TestBedBuilder, WirePlumber, DEFAULT_READY_TIMEOUT};
 pub use daemon::{Daemon, DaemonPaths, DAEMON_START_TIMEOUT};
 pub use error::{Error, Result};
+pub use exported_metadata::ExportedMetadata;
 pub use graph::{Client, Graph, Link, MetadataEntry, Node, AUDIO_SINK, STREAM_OUTPUT_AUDIO};
 pub use locate::workspace_binary;
 pub use snapshot::{open_snapshot, wait_status};

@@ -172,6 +172,9 @@ fn start() -> anyhow::Result<Demo> {
     let started = Instant::now();
     let bed = TestBed::start(SINKS).context("starting the test bed")?;
     println!("    ready in {} ms, everything lives in {}", started.elapsed().as_millis(), bed.dir().display());
+    if bed.hold_hook() {
+        println!("    WirePlumber runs pipewire-volume-mixer's hook (as after `pvmctl setup wireplumber`)");
+    }
     check_interrupt()?;
 
     let paths = bed.daemon_paths();
