@@ -12,8 +12,12 @@
 --    movable playback stream is not linked until the daemon has written its
 --    decision there: subject = the stream's node id, key `pvm.decision`,
 --    value = the stream's `object.serial` (node ids are reused at once, the
---    serial is not). The daemon writes its pin first, then the decision, so
---    the stream is linked once, to the right sink.
+--    serial is not). When the daemon pins the stream to a sink it also writes
+--    `pvm.target` (the sink's `object.serial`) for it, and the stream waits
+--    until the `default` metadata's `target.object` says the same: a target
+--    WirePlumber restored from its memory, or a pin still on its way, does
+--    not get the stream linked elsewhere. So the stream is linked once, to
+--    the right sink.
 --  * A decision (or any other change of that metadata) schedules a linking
 --    rescan; WirePlumber then selects the target again and finds the pin.
 --  * A held stream is released after a time limit if no decision comes (the
@@ -45,6 +49,7 @@ local log = Log.open_topic ("s-pvm-hold")
 
 local METADATA_NAME = "pipewire-volume-mixer"
 local DECISION_KEY = "pvm.decision"
+local TARGET_KEY = "pvm.target"
 local HOLD_KEY = "pvm.hold"
 local TIMEOUT_SETTING = "pipewire-volume-mixer.hold-timeout-ms"
 local DEFAULT_TIMEOUT_MS = 200
@@ -101,6 +106,19 @@ local function holdable (si_props, si_flags)
       and si_flags.peer_id == nil
 end
 
+-- Whether the `default` metadata holds the daemon's pin for this stream (or
+-- the daemon has none: the session manager places it).
+local function pin_in_place (source, metadata, node_id)
+  local pinned = tonumber ((metadata:find (node_id, TARGET_KEY)))
+  if pinned == nil then
+    return true
+  end
+  local default = source:call ("get-object-manager", "metadata"):lookup {
+    Constraint { "metadata.name", "=", "default" },
+  }
+  return default ~= nil and tonumber ((default:find (node_id, "target.object"))) == pinned
+end
+
 -- True when the stream must wait; arms the time limit the first time.
 local function must_wait (event)
   local source, _, si, si_props, si_flags, target =
@@ -117,8 +135,9 @@ local function must_wait (event)
   end
 
   -- find() returns value and type: keep only the value.
-  local decided = tonumber ((metadata:find (tonumber (si_props ["node.id"]), DECISION_KEY)))
-  if decided == tonumber (serial) then
+  local node_id = tonumber (si_props ["node.id"])
+  local decided = tonumber ((metadata:find (node_id, DECISION_KEY)))
+  if decided == tonumber (serial) and pin_in_place (source, metadata, node_id) then
     forget (serial)
     return false
   end
@@ -192,6 +211,24 @@ SimpleEventHook {
         announce (metadata)
       end
     end
+    if next (held) ~= nil then
+      event:get_source ():call ("schedule-rescan", "linking")
+    end
+  end
+}:register ()
+
+-- The `default` metadata's target of a held stream changed (the daemon's pin
+-- arrived after its decision, or replaced a restored target): select again.
+SimpleEventHook {
+  name = "linking/pipewire-volume-mixer-pinned",
+  interests = {
+    EventInterest {
+      Constraint { "event.type", "=", "metadata-changed" },
+      Constraint { "metadata.name", "=", "default" },
+      Constraint { "event.subject.key", "=", "target.object" },
+    },
+  },
+  execute = function (event)
     if next (held) ~= nil then
       event:get_source ():call ("schedule-rescan", "linking")
     end

@@ -76,8 +76,9 @@ struct Objects {
     metadata: Option<BoundMetadata>,
     /// Clients of a session manager (WirePlumber).
     session_managers: HashSet<u32>,
-    /// Our own metadata object (exported; see `export.rs`).
-    own: Option<ExportedMetadata>,
+    /// Our own metadata object (exported; see `export.rs`), and the
+    /// connection it is exported on.
+    own: Option<(ExportedMetadata, pw::core::CoreRc)>,
     /// Proxies removed inside a PipeWire callback, freed later from the loop.
     graveyard: Vec<Box<dyn Any>>,
 }
@@ -228,15 +229,21 @@ impl Session {
                 ev.own_metadata(subject, key, value);
             }
         });
-        let own = ExportedMetadata::export(&self.context, &self.core, OWN_METADATA_NAME, callback)?;
-        self.objects.borrow_mut().own = Some(own);
+        // A connection of its own, which binds nothing: a client that binds a
+        // metadata object is held busy until that object's exporter answers a
+        // ping, so a connection that both exports and binds (WirePlumber's
+        // `default`) can wait on WirePlumber while WirePlumber waits on it.
+        let core = self.context.connect_rc(None).context("connecting to PipeWire for our metadata")?;
+        let own = ExportedMetadata::export(&self.context, &core, OWN_METADATA_NAME, callback)?;
+        self.objects.borrow_mut().own = Some((own, core));
         Ok(())
     }
 
     /// Sets (or clears) a key of our own metadata object.
     pub fn set_own_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<()> {
         let objs = self.objects.borrow();
-        objs.own.as_ref().context("our metadata object is not exported yet")?.set_property(subject, key, type_, value)
+        let (own, _) = objs.own.as_ref().context("our metadata object is not exported yet")?;
+        own.set_property(subject, key, type_, value)
     }
 
     /// Sets a node's `Props` param. Returns the proxy's id.
