@@ -82,6 +82,11 @@ impl SnapshotWriter {
         let words = shared_words(&self.map);
         words[MAGIC_VERSION_WORD].store(u64::from(MAGIC) | (u64::from(LAYOUT_VERSION) << 32), Ordering::Release);
         self.published.header.version = LAYOUT_VERSION;
+        // The publish above woke waiters while the version was still 0; a
+        // reader that looked then saw "not ready". Wake them again now that
+        // the file is usable, so a reader that sleeps until the next change
+        // (pvmctl watch across a daemon restart) does not wait for one.
+        futex::wake_all(futex_addr(&words[GENERATION_WORD]));
     }
 
     /// The file.
