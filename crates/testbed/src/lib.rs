@@ -16,6 +16,9 @@
 //!   that carry the properties a desktop application sets;
 //! * the daemon under test ([`TestBed::spawn_daemon`]) and `pvmctl`
 //!   ([`TestBed::pvmctl`]), with their files inside the bed's directory;
+//! * [`GraphWatcher`]: a PipeWire client that records every node, link and
+//!   (optionally) `default` metadata write and sink volume as they happen,
+//!   so a link that lived for a millisecond is still seen;
 //! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
 //!
 //! ```no_run
@@ -50,6 +53,7 @@ mod daemon;
 mod dirs;
 mod error;
 mod graph;
+mod graph_watch;
 mod locate;
 mod process;
 mod sinks;
@@ -62,6 +66,9 @@ pub use bed::{TestBed, TestBedBuilder, DEFAULT_READY_TIMEOUT};
 pub use daemon::{Daemon, DaemonPaths, DAEMON_START_TIMEOUT};
 pub use error::{Error, Result};
 pub use graph::{Client, Graph, Link, MetadataEntry, Node, AUDIO_SINK, STREAM_OUTPUT_AUDIO};
+pub use graph_watch::{
+    GraphWatcher, LinkSeen, NodeSeen, StreamEvent, StreamHistory, VolumeSeen, WatchLog, WatchOptions,
+};
 pub use locate::workspace_binary;
 pub use snapshot::{open_snapshot, wait_status};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};
