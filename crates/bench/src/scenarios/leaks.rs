@@ -34,7 +34,7 @@ pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
     let reader = pvm_ipc::reader::SnapshotReader::open(&daemon.shm)?;
     let _apps = bed.spawn_app(&AppSpec::new("Leak").distinct(10))?;
     wait_snapshot(&reader, "10 apps", |s| s.apps().len() >= 10)?;
-    let probe = crate::probe::Probe::start(&bed.runtime_dir().join("pipewire-0"))?;
+    let probe = crate::probe::start(&bed.pipewire_socket())?;
     let game = probe.with(|r| r.node_named("game").map(|n| n.id)).context("no game sink")?;
     let duration = Duration::from_secs(cfg.pick(10, 1));
     let period = Duration::from_millis(5);
@@ -43,7 +43,7 @@ pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
     while start.elapsed() < duration {
         sleep_until(start + period * i);
         let cubic = 0.2 + (i % 600) as f32 * 0.001;
-        probe.set_volume(game, cubic * cubic * cubic)?;
+        crate::probe::set_volume(&probe, game, cubic * cubic * cubic)?;
         i += 1;
     }
     drop(probe);
