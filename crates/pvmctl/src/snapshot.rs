@@ -31,6 +31,8 @@ pub struct Snapshot {
     path: PathBuf,
     /// Device and inode of the file, to notice a daemon that made a new one.
     identity: Option<(u64, u64)>,
+    /// The daemon whose exit wakes this file's waiters (`watch`).
+    exit_watched: Option<u32>,
 }
 
 fn identity(path: &Path) -> Option<(u64, u64)> {
@@ -58,7 +60,7 @@ impl Snapshot {
     fn open_reader(path: &Path) -> Result<Snapshot, ShmError> {
         let identity = identity(path);
         let reader = SnapshotReader::open(path)?;
-        Ok(Snapshot { reader: Arc::new(reader), path: path.to_owned(), identity })
+        Ok(Snapshot { reader: Arc::new(reader), path: path.to_owned(), identity, exit_watched: None })
     }
 
     /// The current status. `running` is true only if the flag is set and the
@@ -94,7 +96,6 @@ impl Snapshot {
     /// the file, and goes on with the next daemon that publishes.
     pub fn watch(mut self, mut emit: impl FnMut(&Status) -> Result<(), Failure>) -> Result<(), Failure> {
         let mut last: Option<Status> = None;
-        let mut exit_watched = None;
         loop {
             let snapshot = match self.reader.read() {
                 Ok(snapshot) => snapshot,
@@ -119,10 +120,10 @@ impl Snapshot {
                 // Sleep until a publish, or until the daemon process exits
                 // (a thread on its pidfd wakes us): no periodic wake-ups.
                 let pid = snapshot.header.daemon_pid;
-                if exit_watched != Some(pid) && self.reader.wake_on_exit(pid).is_ok() {
-                    exit_watched = Some(pid);
+                if self.exit_watched != Some(pid) && self.reader.wake_on_exit(pid).is_ok() {
+                    self.exit_watched = Some(pid);
                 }
-                let timeout = if exit_watched == Some(pid) { None } else { Some(RESTART_CHECK * 5) };
+                let timeout = if self.exit_watched == Some(pid) { None } else { Some(RESTART_CHECK * 5) };
                 self.wait_opt(generation, timeout)?;
             } else if !self.wait(generation, RESTART_CHECK)? {
                 self.reopen_if_replaced();
