@@ -6,19 +6,15 @@
 //! and metadata events, so a link to the wrong sink is caught however short
 //! it lived, and the daemon's writes can be counted exactly.
 
-#[path = "common/links.rs"]
-mod links;
-
 use std::fs;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use links::{GraphWatcher, StreamHistory};
 use pvm_ipc::client::Client;
 use pvm_ipc::protocol::{MuteAction, Request, Response};
 use pvm_ipc::reader::SnapshotReader;
 use pvm_ipc::status::{AppStatus, Status};
-use testbed::{AppSpec, Daemon, FakeApp, TestBed};
+use testbed::{AppSpec, Daemon, FakeApp, GraphWatcher, StreamEvent, StreamHistory, TestBed, WatchLog, WatchOptions};
 
 /// Generous deadline for anything that involves PipeWire.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,7 +62,7 @@ impl Rig {
 
     fn start_with(config: Option<&str>, turn: Turn) -> Rig {
         let bed = TestBed::start(&SINKS).unwrap();
-        let watcher = GraphWatcher::start(&bed.runtime_dir().join("pipewire-0"));
+        let watcher = GraphWatcher::start_with(&bed.pipewire_socket(), WatchOptions::default().metadata()).unwrap();
         if let Some(text) = config {
             fs::write(bed.daemon_paths().config, text).unwrap();
         }
@@ -120,6 +116,16 @@ impl Rig {
                 );
             }
         }
+    }
+
+    /// Waits until `condition` holds for the watcher's record and returns a copy of it.
+    fn wait_watched(&self, what: &str, condition: impl FnMut(&WatchLog) -> bool) -> WatchLog {
+        self.watcher.wait_until(TIMEOUT, what, condition).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A round trip with PipeWire: the watcher has heard everything sent before.
+    fn sync_watcher(&self) {
+        self.watcher.sync().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The watcher's history of the live stream `node`.
@@ -183,7 +189,7 @@ fn pinned_in_pipewire(bed: &TestBed, stream: u32) -> Option<String> {
 
 /// A misrouted stream: linked at some time to a sink other than `sink`.
 fn misrouted(history: &StreamHistory, sink: &str) -> bool {
-    history.links.is_empty() || history.links.iter().any(|s| s != sink)
+    history.links().next().is_none() || history.links().any(|s| s != sink)
 }
 
 // ---- rules -------------------------------------------------------------------
@@ -220,15 +226,15 @@ fn rule_routed_streams_are_pinned_before_any_link_and_end_on_their_sink_20_runs(
         // milliseconds would load PipeWire just when the stream appears.
         let name = format!("{GAME_APP} {run}");
         let mut app = rig.bed.spawn_app(&AppSpec::new(&name).binary("game-of-life")).unwrap();
-        rig.watcher.wait_until(TIMEOUT, &format!("run {run}: the stream linked to game"), |log| {
-            log.streams_of(&name).first().is_some_and(|h| h.links.iter().any(|s| s == "game"))
+        rig.wait_watched(&format!("run {run}: the stream linked to game"), |log| {
+            log.streams_of(&name).first().is_some_and(|h| h.links().any(|s| s == "game"))
         });
         app.stop();
-        rig.watcher.wait_until(TIMEOUT, &format!("run {run}: the stream gone"), |log| {
-            log.streams_of(&name).first().is_some_and(|h| !h.alive)
+        rig.wait_watched(&format!("run {run}: the stream gone"), |log| {
+            log.streams_of(&name).first().is_some_and(|h| !h.is_alive())
         });
     }
-    rig.watcher.sync();
+    rig.sync_watcher();
     let log = rig.watcher.log();
     let histories: Vec<&StreamHistory> =
         log.streams.iter().filter(|s| s.app_name.as_deref().is_some_and(|n| n.starts_with(GAME_APP))).collect();
@@ -238,13 +244,14 @@ fn rule_routed_streams_are_pinned_before_any_link_and_end_on_their_sink_20_runs(
     for h in &histories {
         let name = h.app_name.as_deref().unwrap_or("?");
         assert_writes_seen(h, std::slice::from_ref(&game_serial), &format!("{name}: one pin, to game"));
-        let pinned = h.timeline.iter().position(|t| t.contains("metadata target.object"));
-        let linked = h.timeline.iter().position(|t| t.contains("link to"));
+        let pinned =
+            h.events.iter().position(|e| matches!(e, StreamEvent::Metadata { key, .. } if key == "target.object"));
+        let linked = h.events.iter().position(|e| matches!(e, StreamEvent::Linked { .. }));
         if pinned.is_some() {
             pins_seen += 1;
             assert!(pinned < linked, "{name}: pinned before its first link: {h:#?}");
         }
-        assert_eq!(h.links.last().map(String::as_str), Some("game"), "{name}: ends on game: {h:#?}");
+        assert_eq!(h.links().last(), Some("game"), "{name}: ends on game: {h:#?}");
     }
     // One decision per stream, by the daemon's own count (the watcher may
     // miss a pin written before it acknowledged the stream, see
@@ -260,7 +267,12 @@ fn rule_routed_streams_are_pinned_before_any_link_and_end_on_their_sink_20_runs(
     let timelines: Vec<String> = misroutes
         .iter()
         .map(|h| {
-            format!("{:?} (node {}):\n    {}", h.app_name.as_deref().unwrap_or("?"), h.node, h.timeline.join("\n    "))
+            format!(
+                "{:?} (node {}):\n    {}",
+                h.app_name.as_deref().unwrap_or("?"),
+                h.node,
+                h.timeline().join("\n    ")
+            )
         })
         .collect();
     assert!(
@@ -360,7 +372,7 @@ fn rapid_switching_200_routes_all_answer_ok_and_end_on_the_last_sink() {
     rig.wait_status("the app targeted at the last sink", |s| app_has_target(s, APP, Some(last), "route"));
     rig.wait_linked_only_to(&streams, last);
     // Everything PipeWire had to say has arrived; the graph holds no other link.
-    rig.watcher.sync();
+    rig.sync_watcher();
     assert_eq!(rig.bed.sink_names_linked_to(streams[0]), [last], "links after the last ROUTE");
     let graph = rig.bed.dump().unwrap();
     let chat_serial = graph.node_named(last).unwrap().prop("object.serial").unwrap();
@@ -373,7 +385,7 @@ fn rapid_switching_200_routes_all_answer_ok_and_end_on_the_last_sink() {
     eprintln!(
         "rapid switching: {ROUTES} ROUTEs all OK; {} target.object writes; {} link objects over time; final links {:?}",
         history.target_object_writes().len(),
-        history.links.len(),
+        history.links().count(),
         rig.bed.sink_names_linked_to(streams[0]),
     );
 }
@@ -422,7 +434,7 @@ fn stir_without_deciding(rig: &Rig, app: &str, sink: &str, round: u32) {
     rig.wait_status("the bystander", |s| s.app(&bystander).is_some());
     other.stop();
     rig.wait_status("the bystander gone", |s| s.app(&bystander).is_none());
-    rig.watcher.sync();
+    rig.sync_watcher();
 }
 
 #[test]
@@ -576,10 +588,9 @@ fn dont_move_stream_matching_a_rule_is_not_movable_and_not_pinned() {
     assert_eq!(app.sink.as_deref(), Some("speakers"));
     // Not pinned: `node.dont-move` only comes with the node's info, so a pin
     // written at the global may exist for a moment, but it is taken back.
-    let log = rig.watcher.wait_until(TIMEOUT, "no pin left on the stream", |log| {
-        log.stream(streams[0]).is_some_and(|h| {
-            h.metadata.iter().rev().find(|(k, _)| k == "target.object").is_none_or(|(_, v)| v.is_none())
-        })
+    let log = rig.wait_watched("no pin left on the stream", |log| {
+        log.stream(streams[0])
+            .is_some_and(|h| h.metadata().rev().find(|(k, _)| *k == "target.object").is_none_or(|(_, v)| v.is_none()))
     });
     let history = log.stream(streams[0]).unwrap();
     assert_eq!(history.sinks_ever_linked(), ["speakers"], "{history:#?}");

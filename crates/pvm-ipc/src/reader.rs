@@ -2,16 +2,16 @@
 //! next change that sleeps in the kernel.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
-use memmap2::Mmap;
+use memmap2::MmapRaw;
 
 use crate::futex;
 use crate::layout::{header_flags, Snapshot, LAYOUT_VERSION, MAGIC, SNAPSHOT_SIZE};
 pub use crate::shmfile::ShmError;
 use crate::shmfile::{io_err, open};
-use crate::words::{as_words, GENERATION_WORD};
+use crate::words::{ReadOnlyWords, GENERATION_WORD, MAGIC_VERSION_WORD};
 
 /// How long `read` keeps retrying while a publish is in progress.
 const SETTLE_LIMIT: Duration = Duration::from_millis(200);
@@ -19,7 +19,9 @@ const SETTLE_LIMIT: Duration = Duration::from_millis(200);
 /// A read-only view of the snapshot file.
 pub struct SnapshotReader {
     path: PathBuf,
-    map: Mmap,
+    /// Mapped read-only. `MmapRaw` hands out raw pointers only, never a
+    /// `&[u8]` that would claim the bytes do not change under it.
+    map: MmapRaw,
 }
 
 impl SnapshotReader {
@@ -30,12 +32,9 @@ impl SnapshotReader {
         if size < SNAPSHOT_SIZE as u64 {
             return Err(ShmError::TooSmall { path: path.to_owned(), size });
         }
-        // SAFETY: the mapping is read-only and at most SNAPSHOT_SIZE long;
-        // the daemon writes it concurrently, which is why every access goes
-        // through atomics (words.rs).
-        let map = unsafe { memmap2::MmapOptions::new().len(SNAPSHOT_SIZE).map(&file) }.map_err(io_err(path))?;
+        let map = memmap2::MmapOptions::new().len(SNAPSHOT_SIZE).map_raw_read_only(&file).map_err(io_err(path))?;
         let reader = SnapshotReader { path: path.to_owned(), map };
-        let word0 = reader.words()[0].load(Ordering::Acquire);
+        let word0 = reader.words().load_acquire(MAGIC_VERSION_WORD);
         let (magic, version) = (word0 as u32, (word0 >> 32) as u32);
         if magic != MAGIC {
             return Err(ShmError::BadMagic { path: path.to_owned() });
@@ -47,10 +46,12 @@ impl SnapshotReader {
         }
     }
 
-    fn words(&self) -> &[AtomicU64] {
-        // SAFETY: page-aligned mapping of SNAPSHOT_SIZE bytes that lives as
-        // long as self; only atomic loads are made through it.
-        unsafe { as_words(self.map.as_ptr(), SNAPSHOT_SIZE) }
+    fn words(&self) -> ReadOnlyWords<'_> {
+        // SAFETY: the mapping is page-aligned (so 8-byte aligned), exactly
+        // SNAPSHOT_SIZE bytes long (checked against the file size in `open`)
+        // and lives as long as the borrow of self. Other processes store to
+        // it only with atomics (writer.rs), and ReadOnlyWords only loads.
+        unsafe { ReadOnlyWords::new(self.map.as_ptr(), SNAPSHOT_SIZE) }
     }
 
     /// The file.
@@ -60,7 +61,7 @@ impl SnapshotReader {
 
     /// The current generation (odd while a publish is in progress).
     pub fn generation(&self) -> u64 {
-        self.words()[GENERATION_WORD].load(Ordering::Acquire)
+        self.words().load_acquire(GENERATION_WORD)
     }
 
     /// A consistent copy of the snapshot.
@@ -72,19 +73,26 @@ impl SnapshotReader {
 
     /// Copies a consistent snapshot into `dst`; returns its generation.
     /// Never returns a torn copy: it retries while a publish is in progress.
+    ///
+    /// The seqlock read: load the generation (`Relaxed`) and fence
+    /// (`Acquire`), so the copy sees at least that publish; copy every word
+    /// with `Relaxed` loads; fence (`Acquire`) and load the generation again.
+    /// If a copied word came from a later publish, the writer's `Release`
+    /// fence after making the generation odd makes that odd value (or a
+    /// later one) visible to the second load, so the two loads differ and
+    /// the copy is thrown away.
     pub fn read_into(&self, dst: &mut Snapshot) -> Result<u64, ShmError> {
         let words = self.words();
         let out: &mut [u64] = bytemuck::cast_slice_mut(bytemuck::bytes_of_mut(dst));
+        debug_assert_eq!(out.len(), words.len());
         let mut deadline: Option<Instant> = None;
         let mut spins = 0u32;
         loop {
-            let before = words[GENERATION_WORD].load(Ordering::Acquire);
+            let before = words.load_acquire(GENERATION_WORD);
             if before & 1 == 0 {
-                for (o, w) in out.iter_mut().zip(words) {
-                    *o = w.load(Ordering::Relaxed);
-                }
+                words.copy_relaxed(out);
                 fence(Ordering::Acquire);
-                let after = words[GENERATION_WORD].load(Ordering::Relaxed);
+                let after = words.load(GENERATION_WORD);
                 if before == after {
                     return self.check(dst).map(|()| before);
                 }
@@ -115,11 +123,11 @@ impl SnapshotReader {
     /// progress): `Ok(true)`. `Ok(false)` when `timeout` passes first. Sleeps
     /// on a futex on the generation word; no polling.
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<bool, ShmError> {
-        let word = &self.words()[GENERATION_WORD];
-        let addr = word.as_ptr().cast::<u32>().cast_const();
+        let words = self.words();
+        let addr = words.futex_addr(GENERATION_WORD);
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            let g = word.load(Ordering::Acquire);
+            let g = words.load_acquire(GENERATION_WORD);
             if g != since && g & 1 == 0 {
                 return Ok(true);
             }
@@ -139,12 +147,12 @@ impl SnapshotReader {
     /// a signal), or after `timeout`. `Ok(true)` if the generation changed.
     /// For loops that re-check their own condition after every wake-up.
     pub fn wait_once(&self, since: u64, timeout: Option<Duration>) -> Result<bool, ShmError> {
-        let word = &self.words()[GENERATION_WORD];
-        let g = word.load(Ordering::Acquire);
+        let words = self.words();
+        let g = words.load_acquire(GENERATION_WORD);
         if g == since || g & 1 == 1 {
-            futex::wait(word.as_ptr().cast::<u32>().cast_const(), g as u32, timeout);
+            futex::wait(words.futex_addr(GENERATION_WORD), g as u32, timeout);
         }
-        let now = word.load(Ordering::Acquire);
+        let now = words.load_acquire(GENERATION_WORD);
         Ok(now != since && now & 1 == 0)
     }
 
@@ -152,7 +160,7 @@ impl SnapshotReader {
     /// processes, without a publish: [`wait_once`](Self::wait_once) returns,
     /// [`wait_for_change`](Self::wait_for_change) re-checks and sleeps again.
     pub fn wake_waiters(&self) {
-        futex::wake_all(self.words()[GENERATION_WORD].as_ptr().cast::<u32>().cast_const());
+        futex::wake_all(self.words().futex_addr(GENERATION_WORD));
     }
 
     /// Starts a thread that calls [`wake_waiters`](Self::wake_waiters) when

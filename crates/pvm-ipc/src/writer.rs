@@ -6,19 +6,22 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-use memmap2::MmapMut;
+use memmap2::MmapRaw;
 
 use crate::futex;
 use crate::layout::{header_flags, Snapshot, LAYOUT_VERSION, MAGIC, SNAPSHOT_SIZE};
 pub use crate::shmfile::ShmError;
 use crate::shmfile::{io_err, open, try_lock};
-use crate::words::{as_words, GENERATION_WORD, LAST_UPDATE_WORD};
+use crate::words::{futex_addr, writable_words, GENERATION_WORD, LAST_UPDATE_WORD, MAGIC_VERSION_WORD};
 
 /// Publishes snapshots to the shared file. Holds an exclusive `flock` on it
 /// for its whole life: that lock is what keeps a second daemon out.
 pub struct SnapshotWriter {
     path: PathBuf,
-    map: MmapMut,
+    /// Mapped shared and writable. `MmapRaw::as_mut_ptr` is a raw pointer
+    /// with write permission; no `&[u8]` or `&mut [u8]` to the shared bytes
+    /// is ever made (other processes change them under any reference).
+    map: MmapRaw,
     _file: File,
     generation: u64,
     /// What the mapping holds (as of the last publish).
@@ -48,10 +51,10 @@ impl SnapshotWriter {
         if size < SNAPSHOT_SIZE as u64 {
             file.set_len(SNAPSHOT_SIZE as u64).map_err(io_err(path))?;
         }
-        // SAFETY: the file is ours, locked, and at least SNAPSHOT_SIZE long;
-        // other processes only read it, and every access in this crate goes
-        // through atomics (see words.rs).
-        let map = unsafe { memmap2::MmapOptions::new().len(SNAPSHOT_SIZE).map_mut(&file) }.map_err(io_err(path))?;
+        // The file is ours, locked, and at least SNAPSHOT_SIZE long; other
+        // processes only read it, and every access in this crate goes through
+        // atomics (see words.rs).
+        let map = memmap2::MmapOptions::new().len(SNAPSHOT_SIZE).map_raw(&file).map_err(io_err(path))?;
         let mut w =
             SnapshotWriter { path: path.to_owned(), map, _file: file, generation: 0, published: Snapshot::new_boxed() };
         w.initialise();
@@ -59,17 +62,15 @@ impl SnapshotWriter {
     }
 
     fn words(&self) -> &[AtomicU64] {
-        // SAFETY: the mapping is page-aligned, SNAPSHOT_SIZE long, lives as
-        // long as self, and is only accessed through atomics.
-        unsafe { as_words(self.map.as_ptr(), SNAPSHOT_SIZE) }
+        shared_words(&self.map)
     }
 
     fn initialise(&mut self) {
         let words = self.words();
-        let magic_version = words[0].load(Ordering::Acquire);
+        let magic_version = words[MAGIC_VERSION_WORD].load(Ordering::Acquire);
         let old_gen = words[GENERATION_WORD].load(Ordering::Acquire);
         // Readers treat version 0 as "not ready" while we rewrite the file.
-        words[0].store(u64::from(MAGIC), Ordering::Release);
+        words[MAGIC_VERSION_WORD].store(u64::from(MAGIC), Ordering::Release);
         let start = if magic_version as u32 == MAGIC { (old_gen | 1) + 1 } else { 0 };
         self.generation = start;
         // Every word differs from `published` (all ones) so all are stored.
@@ -78,9 +79,14 @@ impl SnapshotWriter {
         let mut blank = Snapshot::new_boxed();
         blank.header.flags = header_flags::RUNNING;
         self.publish(&blank);
-        let words = self.words();
-        words[0].store(u64::from(MAGIC) | (u64::from(LAYOUT_VERSION) << 32), Ordering::Release);
+        let words = shared_words(&self.map);
+        words[MAGIC_VERSION_WORD].store(u64::from(MAGIC) | (u64::from(LAYOUT_VERSION) << 32), Ordering::Release);
         self.published.header.version = LAYOUT_VERSION;
+        // The publish above woke waiters while the version was still 0; a
+        // reader that looked then saw "not ready". Wake them again now that
+        // the file is usable, so a reader that sleeps until the next change
+        // (pvmctl watch across a daemon restart) does not wait for one.
+        futex::wake_all(futex_addr(&words[GENERATION_WORD]));
     }
 
     /// The file.
@@ -109,9 +115,8 @@ impl SnapshotWriter {
         let head: &[u64] = bytemuck::cast_slice(bytemuck::bytes_of(&header));
         let next: &[u64] = bytemuck::cast_slice(bytemuck::bytes_of(snap));
         let prev: &mut [u64] = bytemuck::cast_slice_mut(bytemuck::bytes_of_mut(&mut *self.published));
-        // SAFETY: as in `words`; borrowing the mapping separately from
-        // `self.published` keeps the borrow checker happy.
-        let words = unsafe { as_words(self.map.as_ptr(), SNAPSHOT_SIZE) };
+        // Borrows the mapping apart from `self.published`.
+        let words = shared_words(&self.map);
         words[GENERATION_WORD].store(g + 1, Ordering::Relaxed);
         fence(Ordering::Release);
         for (i, (&new, old)) in head.iter().chain(&next[head.len()..]).zip(prev.iter_mut()).enumerate() {
@@ -126,7 +131,7 @@ impl SnapshotWriter {
         self.generation = g + 2;
         prev[LAST_UPDATE_WORD] = now;
         prev[GENERATION_WORD] = g + 2;
-        futex::wake_all(words[GENERATION_WORD].as_ptr().cast::<u32>().cast_const());
+        futex::wake_all(futex_addr(&words[GENERATION_WORD]));
         self.generation
     }
 
@@ -137,6 +142,17 @@ impl SnapshotWriter {
         last.header.flags &= !(header_flags::RUNNING | header_flags::CONNECTED);
         self.publish(&last);
     }
+}
+
+/// The writable mapping as atomic words, for as long as `map` is borrowed.
+fn shared_words(map: &MmapRaw) -> &[AtomicU64] {
+    debug_assert!(map.len() >= SNAPSHOT_SIZE);
+    // SAFETY: `as_mut_ptr` of a shared, writable mapping of SNAPSHOT_SIZE
+    // bytes (`create` maps exactly that much of a file at least that long):
+    // page-aligned, with write permission, valid while `map` lives, which
+    // the returned borrow ensures. Every access to the mapping, here and in
+    // the readers of other processes, is atomic.
+    unsafe { writable_words(map.as_mut_ptr(), SNAPSHOT_SIZE) }
 }
 
 #[cfg(target_endian = "big")]

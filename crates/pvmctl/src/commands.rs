@@ -158,7 +158,7 @@ fn status(shm: &Path, json: bool) -> Outcome {
 /// `watch`: one line per change, until interrupted.
 fn watch(shm: &Path, json: bool) -> Outcome {
     let mut last_line = String::new();
-    Snapshot::open(shm)?.watch(|status| {
+    Snapshot::open_when_ready(shm)?.watch(|status| {
         let line = if json { status.to_json() } else { render::watch_line(status) };
         if line != last_line {
             print(&line)?;

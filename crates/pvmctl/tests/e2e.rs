@@ -4,8 +4,8 @@
 //! PipeWire itself (`pw-dump`), not only in the daemon's snapshot.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::process::{Output, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -371,38 +371,111 @@ fn status_and_status_json_show_sinks_and_apps() {
     assert_eq!(app["streams"], serde_json::json!(streams));
 }
 
+/// A running `pvmctl watch --json`, its lines read on a thread. Dropping it
+/// kills and reaps the process, whether the test passed or not.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    fn start(rig: &Rig) -> Watch {
+        let mut command = rig.bed.pvmctl_command(&rig.daemon, &["watch", "--json"]).unwrap();
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (lines_tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The next line, parsed.
+    fn next(&self) -> Status {
+        let line = self.lines.recv_timeout(TIMEOUT).expect("a line from pvmctl watch --json");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Skips lines until one satisfies `condition`, and returns it.
+    fn next_where(&self, what: &str, condition: impl Fn(&Status) -> bool) -> Status {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let status = self.next();
+            if condition(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no line with {what}");
+        }
+    }
+
+    /// Whether the process is still running.
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Stops it and returns what it wrote on stderr.
+    fn stop(mut self) -> String {
+        self.child.kill().unwrap();
+        let mut err = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        err
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn volume_of(status: &Status, sink: &str) -> Option<f64> {
+    status.sink(sink).map(|s| s.volume)
+}
+
 /// `watch --json` prints the status at once and another line after a change.
 #[test]
 fn watch_json_prints_a_line_after_a_change() {
     let rig = Rig::start();
-    let mut command = rig.bed.pvmctl_command(&rig.daemon, &["watch", "--json"]).unwrap();
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut watch = command.spawn().unwrap();
-    let out = watch.stdout.take().unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let reader = thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { return };
-            if lines_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let next = || -> Status {
-        let line = lines.recv_timeout(TIMEOUT).expect("a line from pvmctl watch --json");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
-    };
-    let first = next();
-    assert_eq!(first.sink("game").unwrap().volume, 1.0);
+    let watch = Watch::start(&rig);
+    assert_eq!(volume_of(&watch.next(), "game"), Some(1.0));
 
     assert_eq!(rig.ok(&["volume", "game", "0.5"]), "");
-    let deadline = Instant::now() + TIMEOUT;
-    while next().sink("game").is_none_or(|g| g.volume != 0.5) {
-        assert!(Instant::now() < deadline, "no line with game at 0.5");
-    }
-    watch.kill().unwrap();
-    watch.wait().unwrap();
-    reader.join().unwrap();
+    watch.next_where("game at 0.5", |s| volume_of(s, "game") == Some(0.5));
+    assert_eq!(watch.stop(), "", "watch wrote to stderr");
+}
+
+/// `watch --json` outlives the daemon: it shows the stopped daemon, waits
+/// while a new one (same files) starts and initialises the snapshot, and
+/// prints the first change made through the new daemon.
+#[test]
+fn watch_json_survives_a_daemon_restart() {
+    let mut rig = Rig::start();
+    let mut watch = Watch::start(&rig);
+    let first = watch.next();
+    assert!(first.running);
+    assert_eq!(volume_of(&first, "game"), Some(1.0));
+
+    rig.daemon.kill(SIGTERM).unwrap();
+    assert!(rig.daemon.wait_exit(TIMEOUT).is_some_and(|s| s.success()), "the daemon exits on SIGTERM");
+    watch.next_where("the daemon stopped", |s| !s.running);
+    assert!(watch.is_running(), "watch goes on after the daemon stopped");
+
+    let (daemon, reader) = rig.bed.spawn_daemon_in_sync(&[]).unwrap();
+    rig.daemon = daemon;
+    rig.reader = reader;
+    assert_eq!(rig.ok(&["volume", "game", "30%"]), "");
+    let changed = watch.next_where("game at 30% from the new daemon", |s| {
+        s.running && volume_of(s, "game").is_some_and(|v| (v - 0.3).abs() < 1e-4)
+    });
+    assert_eq!(changed.sinks.len(), SINKS.len(), "{changed:?}");
+    assert!(watch.is_running(), "watch is still running");
+    assert_eq!(watch.stop(), "", "watch wrote to stderr");
 }
 
 /// `completions`, `man` and the hidden `complete-names` (the live sink and

@@ -221,3 +221,85 @@ fn watch_without_snapshot_exits_3() {
     let output = place.run(&["watch"]);
     assert_eq!(code(&output), 3);
 }
+
+/// The voluntary context switches of process `pid`'s main thread: it goes
+/// up each time the thread blocks (in `watch`, on the futex).
+fn times_blocked(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:")).and_then(|n| n.trim().parse().ok())
+}
+
+/// Wakes the futex of the snapshot at `path` and waits until `watch` has
+/// woken, looked at the file and blocked again, or has exited.
+fn wake_and_let_it_look(watch: &mut Child, reader: &pvm_ipc::reader::SnapshotReader) {
+    let pid = watch.id();
+    let before = times_blocked(pid);
+    reader.wake_waiters();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Polls /proc: the test's own view of another process, not pvmctl's way of waiting.
+    while watch.try_wait().unwrap().is_none() && times_blocked(pid) == before {
+        assert!(std::time::Instant::now() < deadline, "watch never went back to sleep");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A restarted daemon reuses the file: while it initialises it, the version
+/// is 0 ("not ready"), and a daemon that died in the middle of a publish
+/// leaves the generation odd ("busy"). `watch` used to exit on both; it now
+/// waits and prints what the next daemon publishes.
+#[test]
+fn watch_waits_through_a_restart_while_the_file_is_not_ready_or_busy() {
+    use std::os::unix::fs::FileExt;
+
+    let place = Place::new();
+    let mut snap = two_sinks_one_app();
+    let (mut daemon, _) = place.publish(&snap);
+    let reader = pvm_ipc::reader::SnapshotReader::open(&place.shm()).unwrap();
+    let mut child =
+        Reaper(place.pvmctl().args(["watch", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
+    let (line_tx, lines) = std::sync::mpsc::channel();
+    let out = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if line_tx.send(value).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || lines.recv_timeout(std::time::Duration::from_secs(20)).expect("a line from pvmctl watch --json");
+    assert_eq!(next()["running"], true);
+    daemon.mark_stopped();
+    assert_eq!(next()["running"], false);
+    drop(daemon);
+
+    // A new daemon has begun to initialise the file: version 0.
+    let file = std::fs::OpenOptions::new().write(true).open(place.shm()).unwrap();
+    file.write_all_at(&pvm_ipc::layout::MAGIC.to_le_bytes(), 0).unwrap();
+    file.write_all_at(&0u32.to_le_bytes(), 4).unwrap();
+    wake_and_let_it_look(&mut child.0, &reader);
+    assert!(child.0.try_wait().unwrap().is_none(), "watch is still running while the file is not ready");
+
+    // Or a daemon died in the middle of a publish: the generation stays odd.
+    file.write_all_at(&1u32.to_le_bytes(), 4).unwrap();
+    let odd = reader.generation() | 1;
+    file.write_all_at(&odd.to_le_bytes(), 8).unwrap();
+    wake_and_let_it_look(&mut child.0, &reader);
+    assert!(child.0.try_wait().unwrap().is_none(), "watch is still running while the generation stays odd");
+
+    // The next daemon reclaims the file and publishes a change.
+    let mut daemon = pvm_ipc::writer::SnapshotWriter::create(&place.shm()).unwrap();
+    snap.sinks[0].volume = 0.75;
+    daemon.publish(&snap);
+    loop {
+        let line = next();
+        if line["running"] == true && line["sinks"][0]["volume"] == 0.75 {
+            break;
+        }
+    }
+    assert!(child.0.try_wait().unwrap().is_none(), "watch goes on");
+    child.0.kill().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(err, "", "watch printed no error");
+}

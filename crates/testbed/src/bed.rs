@@ -241,6 +241,12 @@ impl TestBed {
         self.dirs.runtime_dir()
     }
 
+    /// PipeWire's socket, `<runtime dir>/pipewire-0`: what a client of this
+    /// bed connects to (e.g. a [`GraphWatcher`](crate::GraphWatcher)).
+    pub fn pipewire_socket(&self) -> PathBuf {
+        self.runtime_dir().join("pipewire-0")
+    }
+
     /// The log file of one of the bed's processes (`pipewire`, `wireplumber`,
     /// `pipewire-pulse`, `dbus-daemon`, or a fake application's name).
     pub fn log_path(&self, process: &str) -> PathBuf {

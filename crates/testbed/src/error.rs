@@ -137,6 +137,10 @@ pub enum Error {
         problem: String,
     },
 
+    /// The graph watcher could not connect to PipeWire, or its thread is gone.
+    #[error("graph watcher: {0}")]
+    Watcher(String),
+
     /// The operation needs PipeWire running, but it was stopped with `stop_pipewire`.
     #[error("PipeWire is not running in this bed (call start_pipewire first)")]
     NotRunning,

@@ -22,10 +22,13 @@
 //! * the daemon under valgrind's memcheck ([`memcheck`]) and a scripted run
 //!   through every object lifecycle it sees ([`lifecycle`]): the memory
 //!   check of the test suite and of the benchmark;
-//! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline;
 //! * pipewire-volume-mixer's WirePlumber hook, installed in every bed by
 //!   default ([`TestBedBuilder::hold_hook`], the names in [`hook`]), and
-//!   WirePlumber 0.4 from a private prefix ([`WirePlumber::V0_4`]).
+//!   WirePlumber 0.4 from a private prefix ([`WirePlumber::V0_4`]);
+//! * [`GraphWatcher`]: a PipeWire client that records every node, link and
+//!   (optionally) `default` metadata write and sink volume as they happen,
+//!   so a link that lived for a millisecond is still seen;
+//! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -64,6 +67,7 @@ mod exported_metadata;
 mod graph;
 pub mod lifecycle;
 pub mod hook;
+mod graph_watch;
 mod locate;
 pub mod memcheck;
 mod process;
@@ -79,6 +83,9 @@ pub use daemon::{Daemon, DaemonPaths, DAEMON_START_TIMEOUT};
 pub use error::{Error, Result};
 pub use exported_metadata::ExportedMetadata;
 pub use graph::{Client, Graph, Link, MetadataEntry, Node, AUDIO_SINK, STREAM_OUTPUT_AUDIO};
+pub use graph_watch::{
+    GraphWatcher, LinkSeen, NodeSeen, StreamEvent, StreamHistory, VolumeSeen, WatchLog, WatchOptions,
+};
 pub use locate::workspace_binary;
 pub use snapshot::{open_snapshot, wait_status};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};

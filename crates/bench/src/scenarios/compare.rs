@@ -62,16 +62,12 @@ fn set_volume(report: &mut Report, cfg: &Config, rig: &Rig) -> Result<()> {
             let start = Instant::now();
             timed(command)?;
             let linear = cubic * cubic * cubic;
-            let seen = rig.probe.wait_until(TIMEOUT, "the volume in PipeWire", |r| {
-                r.volumes.iter().any(|v| v.node == game && v.at >= start && (v.linear - linear).abs() < 1e-4)
+            let at = rig.probe.wait_for(TIMEOUT, "the volume in PipeWire", |r| {
+                r.volumes
+                    .iter()
+                    .find(|v| v.node == game && v.at >= start && (v.linear - linear).abs() < 1e-4)
+                    .map(|v| v.at)
             })?;
-            let at = seen
-                .volumes
-                .iter()
-                .find(|v| v.node == game && v.at >= start && (v.linear - linear).abs() < 1e-4)
-                .map(|v| v.at)
-                .unwrap_or(start);
-            drop(seen);
             let took = at.duration_since(start);
             if tool == 0 {
                 ours.push(took)
@@ -146,14 +142,11 @@ fn auto_route(report: &mut Report, cfg: &Config, rig: &Rig) -> Result<()> {
         for (prefix, sink, out) in [("Game React", game, &mut ours), ("Plain React", speakers, &mut theirs)] {
             let name = format!("{prefix} {i}");
             let mut app = rig.bed.spawn_app(&AppSpec::new(&name))?;
-            let took = {
-                let r = rig.probe.wait_until(TIMEOUT, &name, |r| {
-                    r.streams_of(&name).first().is_some_and(|s| r.first_link_after(s.id, sink, s.appeared).is_some())
-                })?;
-                let stream = r.streams_of(&name)[0];
-                let link = r.first_link_after(stream.id, sink, stream.appeared).map(|l| l.appeared);
-                link.map(|at| at.duration_since(stream.appeared)).unwrap_or_default()
-            };
+            let took = rig.probe.wait_for(TIMEOUT, &name, |r| {
+                let stream = r.streams_of(&name).into_iter().next()?;
+                let link = r.first_link_after(stream.node, sink, stream.appeared)?;
+                Some(link.appeared.duration_since(stream.appeared))
+            })?;
             out.push(took);
             app.stop();
         }

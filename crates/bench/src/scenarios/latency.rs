@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use pvm_ipc::layout::Snapshot;
 use testbed::AppSpec;
 
@@ -43,7 +43,7 @@ fn volume_events(report: &mut Report, cfg: &Config, rig: &Rig) -> Result<()> {
         sleep_until(start + period * i as u32);
         let cubic = 0.2 + (i % 600) as f32 * 0.001;
         let linear = cubic * cubic * cubic;
-        requests.push(rig.probe.set_volume(game, linear)?);
+        requests.push(crate::probe::set_volume(&rig.probe, game, linear)?);
         targets.push(linear);
         let deadline = Instant::now() + TIMEOUT;
         loop {
@@ -97,10 +97,8 @@ fn stream_events(report: &mut Report, cfg: &Config, rig: &Rig) -> Result<()> {
         let name = format!("Appear {i}");
         let mut app = rig.bed.spawn_app(&AppSpec::new(&name))?;
         let shown = wait_snapshot(&rig.reader, &name, |s| has_app(s, &name))?;
-        let node = rig.probe.wait_until(TIMEOUT, &name, |r| !r.streams_of(&name).is_empty())?;
-        let stream = node.streams_of(&name)[0].clone();
-        drop(node);
-        appear.push(signed_ms(shown, stream.appeared));
+        let appeared = rig.probe.wait_for(TIMEOUT, &name, |r| r.streams_of(&name).first().map(|s| s.appeared))?;
+        appear.push(signed_ms(shown, appeared));
         // Waits for the removal on another thread: `stop` returns only once the
         // process is reaped, well after its stream is gone.
         let gone = std::thread::scope(|scope| {
@@ -108,12 +106,14 @@ fn stream_events(report: &mut Report, cfg: &Config, rig: &Rig) -> Result<()> {
             app.stop();
             waiter.join().unwrap_or_else(|_| bail!("the snapshot waiter panicked"))
         })?;
-        let removed = rig
-            .probe
-            .wait_until(TIMEOUT, "the stream removed", |r| r.streams_of(&name).iter().all(|n| n.removed.is_some()))?
-            .streams_of(&name)[0]
-            .removed
-            .context("removal time")?;
+        let removed = rig.probe.wait_for(TIMEOUT, "the stream removed", |r| {
+            let streams = r.streams_of(&name);
+            if streams.iter().all(|s| s.removed.is_some()) {
+                streams.first().and_then(|s| s.removed)
+            } else {
+                None
+            }
+        })?;
         disappear.push(signed_ms(gone, removed));
     }
     let note = format!("{count} fake apps");

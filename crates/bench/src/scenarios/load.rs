@@ -21,7 +21,7 @@ fn storm(rig: &Rig, sinks: &[u32], rate: u32, duration: Duration) -> Result<u64>
     while start.elapsed() < duration {
         sleep_until(start + period * sent as u32);
         let cubic = 0.2 + (sent % 600) as f32 * 0.001;
-        rig.probe.set_volume(sinks[sent as usize % sinks.len()], cubic * cubic * cubic)?;
+        crate::probe::set_volume(&rig.probe, sinks[sent as usize % sinks.len()], cubic * cubic * cubic)?;
         sent += 1;
     }
     Ok(sent)
@@ -39,7 +39,7 @@ pub fn run_load(report: &mut Report, cfg: &Config) -> Result<()> {
     let (events0, publishes0) = (metric_sum(stats, "pvm_events_total"), metric_sum(stats, "pvm_publishes_total"));
     let duration = Duration::from_secs(cfg.pick(60, 3));
     let mark = CpuMark::now(pid);
-    let tid = rig.probe.with(|r| r.tid);
+    let tid = rig.probe.with(|r| r.thread_id);
     let probe_cpu0 = crate::measure::thread_cpu_time(tid);
     let sent = storm(&rig, &sinks, 1000, duration)?;
     let (cpu, _) = mark.since(pid);
@@ -81,7 +81,7 @@ fn allocations(report: &mut Report, cfg: &Config) -> Result<()> {
     let bed = testbed::TestBed::builder().sinks(&super::SINKS).start()?;
     let daemon = bed.spawn_daemon_from(binary, &[])?;
     let reader = pvm_ipc::reader::SnapshotReader::open(&daemon.shm)?;
-    let probe = crate::probe::Probe::start(&bed.runtime_dir().join("pipewire-0"))?;
+    let probe = crate::probe::start(&bed.pipewire_socket())?;
     let rig = Rig { probe, reader, daemon, bed };
     let _apps = rig.bed.spawn_app(&AppSpec::new("Alloc").distinct(10))?;
     wait_snapshot(&rig.reader, "10 apps", |s| s.apps().len() >= 10)?;

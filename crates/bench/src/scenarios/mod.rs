@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use pvm_ipc::layout::Snapshot;
 use pvm_ipc::reader::SnapshotReader;
-use testbed::{Daemon, TestBed};
-
-use crate::probe::Probe;
+use testbed::{Daemon, GraphWatcher, TestBed};
 
 /// The sinks of every bed; the first is the default.
 pub const SINKS: [&str; 4] = ["speakers", "game", "chat", "music"];
@@ -45,7 +43,7 @@ impl Config {
 
 /// A bed with [`SINKS`], a daemon on it in sync, a probe and a snapshot reader.
 pub struct Rig {
-    pub probe: Probe,
+    pub probe: GraphWatcher,
     pub reader: SnapshotReader,
     pub daemon: Daemon,
     pub bed: TestBed,
@@ -63,7 +61,7 @@ impl Rig {
             std::fs::write(path, config)?;
         }
         let (daemon, reader) = bed.spawn_daemon_in_sync(&[])?;
-        let probe = Probe::start(&bed.runtime_dir().join("pipewire-0"))?;
+        let probe = crate::probe::start(&bed.pipewire_socket())?;
         Ok(Rig { probe, reader, daemon, bed })
     }
 

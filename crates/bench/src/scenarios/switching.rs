@@ -16,13 +16,9 @@ pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
     let rig = Rig::start(false, None)?;
     let app = "Switcher";
     let _player = rig.bed.spawn_app(&AppSpec::new(app))?;
-    let stream = rig
-        .probe
-        .wait_until(TIMEOUT, "the stream linked", |r| {
-            r.streams_of(app).first().is_some_and(|s| !r.live_links_from(s.id).is_empty())
-        })?
-        .streams_of(app)[0]
-        .id;
+    let stream = rig.probe.wait_for(TIMEOUT, "the stream linked", |r| {
+        r.streams_of(app).first().filter(|s| !r.live_links_from(s.node).is_empty()).map(|s| s.node)
+    })?;
     let sink_ids: Vec<u32> = SINKS.iter().map(|s| rig.sink_id(s)).collect::<Result<_>>()?;
     let mut client = Client::connect(&rig.daemon.socket)?;
     let count = cfg.pick(1000, 50);
