@@ -260,10 +260,7 @@ impl Daemon {
             if active {
                 tracing::info!("the session manager's routing hold is active: new streams wait for our decision");
             } else {
-                tracing::warn!(
-                    "the session manager's routing hold is not active: new streams are pinned as they appear \
-                     and may start on another sink (run `pvmctl setup wireplumber`)"
-                );
+                tracing::info!("the session manager's routing hold is gone");
             }
             self.mark_sinks_dirty(Instant::now());
         }

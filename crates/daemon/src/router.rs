@@ -112,7 +112,8 @@ struct Pin {
 /// in another tool, respected for that stream and never persisted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Override {
-    /// The `target.object` value that was written (a serial or a name).
+    /// The `target.object` value that was written (a serial or a name;
+    /// empty when the target was cleared: the session manager decides).
     value: String,
 }
 
@@ -154,7 +155,8 @@ impl Router {
     }
 
     /// The `target.object` value someone else gave a stream after its first
-    /// link, if that is where it plays now (see [`Router::observe_metadata`]).
+    /// link (empty if they cleared it), if that is where it plays now (see
+    /// [`Router::observe_metadata`]).
     pub fn override_value(&self, stream: u32) -> Option<&str> {
         self.overrides.get(&stream).map(|o| o.value.as_str())
     }
@@ -214,10 +216,8 @@ impl Router {
         // A user's move: theirs for this stream, until the stream goes away
         // or a ROUTE for its app says otherwise.
         self.pins.remove(&subject);
-        if let Some(v) = value {
-            tracing::info!(stream = subject, target = v, "stream moved in another tool; respecting it");
-            self.overrides.insert(subject, Override { value: v.to_owned() });
-        }
+        tracing::info!(stream = subject, target = ?value, "stream moved in another tool; respecting it");
+        self.overrides.insert(subject, Override { value: value.unwrap_or_default().to_owned() });
         None
     }
 

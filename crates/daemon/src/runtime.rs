@@ -32,6 +32,9 @@ use crate::requests::Requests;
 
 /// The stats file is written at most this often.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
+/// How long after connecting (or after the session manager restarted) the
+/// routing hold has to announce itself before we say it is missing.
+const HOLD_GRACE: Duration = Duration::from_secs(2);
 
 /// A raw fd wrapper for `add_io`, which wants to own something `AsRawFd`.
 struct Fd(RawFd);
@@ -61,6 +64,7 @@ pub struct Runtime {
     reconnect: OnceCell<TimerSource<'static>>,
     stats_timer: OnceCell<TimerSource<'static>>,
     answer_timer: OnceCell<TimerSource<'static>>,
+    hold_check: OnceCell<TimerSource<'static>>,
 }
 
 /// The inotify watch on the config file's directory.
@@ -136,6 +140,7 @@ impl Runtime {
             reconnect: OnceCell::new(),
             stats_timer: OnceCell::new(),
             answer_timer: OnceCell::new(),
+            hold_check: OnceCell::new(),
         })
     }
 
@@ -176,6 +181,14 @@ impl Runtime {
             }
         });
         let _ = self.answer_timer.set(answer_timer);
+
+        let w = weak.clone();
+        let hold_check = lp.add_timer(move |_| {
+            if let Some(rt) = w.upgrade() {
+                rt.check_hold();
+            }
+        });
+        let _ = self.hold_check.set(hold_check);
 
         let w = weak.clone();
         let _control_io: IoSource<'static, Fd> =
@@ -394,6 +407,24 @@ impl Runtime {
         self.arm_answer_timer();
     }
 
+    /// Says once, a little after connecting or after the session manager
+    /// restarted, when no routing hold has announced itself.
+    fn arm_hold_check(&self) {
+        if let Some(t) = self.hold_check.get() {
+            let _ = t.update_timer(Some(HOLD_GRACE), None);
+        }
+    }
+
+    fn check_hold(&self) {
+        let daemon = self.daemon.borrow();
+        if daemon.is_connected() && !daemon.hold_active() {
+            tracing::warn!(
+                "no routing hold announced by the session manager: new streams are pinned as they appear and may \
+                 start on another sink for a moment (WirePlumber 0.5: `pvmctl setup wireplumber` installs the hold)"
+            );
+        }
+    }
+
     /// The earliest deadline of a waiting request passed.
     fn answer_due(&self) {
         self.resolve_requests();
@@ -541,6 +572,7 @@ impl SessionEvents for Runtime {
     }
 
     fn session_manager_gone(&self) {
+        self.arm_hold_check();
         // Its hold went with it; a restarted one announces itself again.
         self.daemon.borrow_mut().set_hold_active(false);
         if let Some(s) = self.connection.borrow().session() {
@@ -580,12 +612,7 @@ impl SessionEvents for Runtime {
                     apps = self.daemon.borrow().mixer().apps().len(),
                     "in sync with PipeWire"
                 );
-                if !self.daemon.borrow().hold_active() {
-                    tracing::info!(
-                        "no routing hold announced by the session manager: new streams are pinned as they appear \
-                         (WirePlumber 0.5: `pvmctl setup wireplumber` installs it)"
-                    );
-                }
+                self.arm_hold_check();
                 self.request_publish();
                 self.publish_now();
                 self.notify_ready();

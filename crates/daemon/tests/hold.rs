@@ -239,7 +239,13 @@ fn hold_active_and_the_status_hint() {
     let status = without.wait_status("in sync", |s| s.connected);
     assert!(!status.hold_active);
     assert!(without.ask(&["status"]).contains("pvmctl setup wireplumber"));
-    assert!(without.daemon.log_tail(50).contains("no routing hold"), "the daemon says so at start");
+    without
+        .bed
+        .wait_until(TIMEOUT, "the daemon to say there is no hold", || {
+            without.daemon.log_tail(50).contains("no routing hold")
+        })
+        .unwrap();
+    assert!(!with.daemon.log_tail(50).contains("no routing hold"), "with the hold it says nothing of the kind");
 }
 
 #[test]

@@ -228,6 +228,12 @@ fn a_restore_before_the_first_link_is_answered_once_and_a_later_move_is_respecte
     assert!(out.is_empty(), "a rule re-evaluation does not undo the user's move: {out:?}");
     r.clear_override(40);
     assert_eq!(r.decide(&m, &policy, 40), pin, "a ROUTE after the move wins again");
+    assert_eq!(r.observe_metadata(&m, 40, Some("target.object"), Some("101")), None, "its echo");
+    // Clearing the target in another tool is a move too: not pinned again.
+    assert_eq!(r.observe_metadata(&m, 40, Some("target.object"), None), None);
+    assert_eq!(r.override_value(40), Some(""));
+    r.decide_all(&m, &policy, &mut out);
+    assert!(out.is_empty(), "{out:?}");
 }
 
 #[test]
