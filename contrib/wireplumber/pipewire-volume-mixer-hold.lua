@@ -8,24 +8,31 @@
 -- the stream plays a few milliseconds on the wrong sink (or stays on a target
 -- WirePlumber remembered). This script closes that window:
 --
---  * While the daemon's metadata object `pipewire-volume-mixer` exists, a new
---    movable playback stream is not linked until the daemon has written its
---    decision there: subject = the stream's node id, key `pvm.decision`,
---    value = the stream's `object.serial` (node ids are reused at once, the
---    serial is not). When the daemon pins the stream to a sink it also writes
+--  * While the daemon is connected to PipeWire (a client whose
+--    `application.name` is `pipewire-volume-mixer-daemon`), a new movable
+--    playback stream is not linked until the daemon has written its decision
+--    into the `default` metadata: subject = the stream's node id, key
+--    `pvm.decision`, value = the stream's `object.serial` (node ids are
+--    reused at once, the serial is not). When the daemon pins the stream to a sink it also writes
 --    `pvm.target` (the sink's `object.serial`) for it, and the stream waits
 --    until the `default` metadata's `target.object` says the same: a target
 --    WirePlumber restored from its memory, or a pin still on its way, does
 --    not get the stream linked elsewhere. So the stream is linked once, to
 --    the right sink.
---  * A decision (or any other change of that metadata) schedules a linking
---    rescan; WirePlumber then selects the target again and finds the pin.
+--  * A decision or a pin for a held stream schedules a linking rescan;
+--    WirePlumber then selects the target again and finds the pin.
 --  * A held stream is released after a time limit if no decision comes (the
---    daemon is stuck), and at once when the daemon's metadata disappears
---    (the daemon exited or crashed).
---  * The script announces itself on the daemon's metadata: subject 0, key
+--    daemon is stuck), and at once when the daemon's client disappears (the
+--    daemon exited or crashed).
+--  * The script announces itself in the `default` metadata: subject 0, key
 --    `pvm.hold`, type `Spa:String:JSON`, value
 --    `{"version":1,"timeout_ms":<limit>}`.
+--
+-- Everything lives in WirePlumber's own `default` metadata: a metadata
+-- object exported by the daemon would make every client that binds it wait
+-- for the daemon to answer (PipeWire holds a binding client busy until the
+-- exporter answers a ping), and a daemon that died at that moment would
+-- leave that client, WirePlumber included, waiting for good.
 --
 -- The time limit is the setting `pipewire-volume-mixer.hold-timeout-ms`
 -- (milliseconds, default 200, 0 turns holding off), declared by the
@@ -47,7 +54,7 @@ local cutils = require ("common-utils")
 local lutils = require ("linking-utils")
 local log = Log.open_topic ("s-pvm-hold")
 
-local METADATA_NAME = "pipewire-volume-mixer"
+local DAEMON_NAME = "pipewire-volume-mixer-daemon"
 local DECISION_KEY = "pvm.decision"
 local TARGET_KEY = "pvm.target"
 local HOLD_KEY = "pvm.hold"
@@ -68,10 +75,16 @@ local function timeout_ms ()
   return math.floor (ms)
 end
 
-local function daemon_metadata (source)
+local function default_metadata (source)
   return source:call ("get-object-manager", "metadata"):lookup {
-    Constraint { "metadata.name", "=", METADATA_NAME },
+    Constraint { "metadata.name", "=", "default" },
   }
+end
+
+local function daemon_running (source)
+  return source:call ("get-object-manager", "client"):lookup {
+    Constraint { "application.name", "=", DAEMON_NAME },
+  } ~= nil
 end
 
 local function announce (metadata)
@@ -108,15 +121,9 @@ end
 
 -- Whether the `default` metadata holds the daemon's pin for this stream (or
 -- the daemon has none: the session manager places it).
-local function pin_in_place (source, metadata, node_id)
+local function pin_in_place (metadata, node_id)
   local pinned = tonumber ((metadata:find (node_id, TARGET_KEY)))
-  if pinned == nil then
-    return true
-  end
-  local default = source:call ("get-object-manager", "metadata"):lookup {
-    Constraint { "metadata.name", "=", "default" },
-  }
-  return default ~= nil and tonumber ((default:find (node_id, "target.object"))) == pinned
+  return pinned == nil or tonumber ((metadata:find (node_id, "target.object"))) == pinned
 end
 
 -- True when the stream must wait; arms the time limit the first time.
@@ -128,8 +135,8 @@ local function must_wait (event)
     return false
   end
 
-  local metadata = daemon_metadata (source)
-  if metadata == nil then
+  local metadata = default_metadata (source)
+  if metadata == nil or not daemon_running (source) then
     forget (serial)
     return false
   end
@@ -137,7 +144,7 @@ local function must_wait (event)
   -- find() returns value and type: keep only the value.
   local node_id = tonumber (si_props ["node.id"])
   local decided = tonumber ((metadata:find (node_id, DECISION_KEY)))
-  if decided == tonumber (serial) and pin_in_place (source, metadata, node_id) then
+  if decided == tonumber (serial) and pin_in_place (metadata, node_id) then
     forget (serial)
     return false
   end
@@ -192,57 +199,37 @@ SimpleEventHook {
   end
 }:register ()
 
--- A decision, or anything else written to the daemon's metadata: select
--- again for the held streams. A removed `pvm.hold` (the daemon clears it when
--- the WirePlumber it saw goes away) is written again.
+-- A decision or a pin for a held stream: select again. A removed `pvm.hold`
+-- is written again.
 SimpleEventHook {
   name = "linking/pipewire-volume-mixer-decided",
   interests = {
     EventInterest {
       Constraint { "event.type", "=", "metadata-changed" },
-      Constraint { "metadata.name", "=", METADATA_NAME },
+      Constraint { "metadata.name", "=", "default" },
+      Constraint { "event.subject.key", "c", DECISION_KEY, TARGET_KEY, "target.object", HOLD_KEY },
     },
   },
   execute = function (event)
     local props = event:get_properties ()
-    if props ["event.subject.value"] == nil then
-      local metadata = event:get_subject ()
-      if metadata:find (0, HOLD_KEY) == nil then
-        announce (metadata)
+    if props ["event.subject.key"] == HOLD_KEY then
+      if props ["event.subject.value"] == nil then
+        announce (event:get_subject ())
       end
-    end
-    if next (held) ~= nil then
+    elseif next (held) ~= nil then
       event:get_source ():call ("schedule-rescan", "linking")
     end
   end
 }:register ()
 
--- The `default` metadata's target of a held stream changed (the daemon's pin
--- arrived after its decision, or replaced a restored target): select again.
-SimpleEventHook {
-  name = "linking/pipewire-volume-mixer-pinned",
-  interests = {
-    EventInterest {
-      Constraint { "event.type", "=", "metadata-changed" },
-      Constraint { "metadata.name", "=", "default" },
-      Constraint { "event.subject.key", "=", "target.object" },
-    },
-  },
-  execute = function (event)
-    if next (held) ~= nil then
-      event:get_source ():call ("schedule-rescan", "linking")
-    end
-  end
-}:register ()
-
--- The daemon's metadata appeared (also for one that existed when this script
+-- The `default` metadata appeared (also the one that existed when this script
 -- was loaded): say that streams are held and for how long at most.
 SimpleEventHook {
   name = "linking/pipewire-volume-mixer-announce",
   interests = {
     EventInterest {
       Constraint { "event.type", "=", "metadata-added" },
-      Constraint { "metadata.name", "=", METADATA_NAME },
+      Constraint { "metadata.name", "=", "default" },
     },
   },
   execute = function (event)
@@ -250,13 +237,13 @@ SimpleEventHook {
   end
 }:register ()
 
--- The daemon's metadata is gone: the daemon will not decide, link now.
+-- The daemon is gone: it will not decide, link now.
 SimpleEventHook {
   name = "linking/pipewire-volume-mixer-gone",
   interests = {
     EventInterest {
-      Constraint { "event.type", "=", "metadata-removed" },
-      Constraint { "metadata.name", "=", METADATA_NAME },
+      Constraint { "event.type", "=", "client-removed" },
+      Constraint { "application.name", "=", DAEMON_NAME },
     },
   },
   execute = function (event)
@@ -267,7 +254,7 @@ SimpleEventHook {
 -- A changed time limit is announced again.
 Settings.subscribe (TIMEOUT_SETTING, function ()
   local source = Plugin.find ("standard-event-source")
-  local metadata = source and daemon_metadata (source)
+  local metadata = source and default_metadata (source)
   if metadata then
     announce (metadata)
   end

@@ -237,15 +237,12 @@ impl Daemon {
             if !out.is_empty() {
                 tracing::info!(pins = out.len(), "the default metadata is back; writing the routing pins again");
             }
+            // The hold's decisions live there too.
+            self.router.redecide_all(&mut out);
             self.push_routes(out);
+        } else {
+            self.set_hold_active(false);
         }
-    }
-
-    /// Our own metadata object was (re)created: publish every decision again.
-    pub fn on_own_metadata(&mut self) {
-        let mut out = Vec::new();
-        self.router.redecide_all(&mut out);
-        self.push_routes(out);
     }
 
     /// Whether the session manager's routing hold has announced itself.

@@ -47,8 +47,6 @@ impl AsRawFd for Fd {
 
 /// Everything on the loop.
 pub struct Runtime {
-    /// Itself, for callbacks registered from `&self`.
-    this: Weak<Runtime>,
     main_loop: &'static pw::main_loop::MainLoopRc,
     daemon: RefCell<Daemon>,
     writer: RefCell<SnapshotWriter>,
@@ -123,8 +121,7 @@ impl Runtime {
         files: RuntimeFiles,
         config_watch: Option<ConfigWatch>,
     ) -> Rc<Runtime> {
-        Rc::new_cyclic(|this| Runtime {
-            this: this.clone(),
+        Rc::new(Runtime {
             main_loop,
             daemon: RefCell::new(daemon),
             writer: RefCell::new(writer),
@@ -554,29 +551,18 @@ impl SessionEvents for Runtime {
     }
 
     fn metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>) {
+        if subject == 0 && key.is_none_or(|k| k == HOLD_KEY) {
+            self.daemon.borrow_mut().set_hold_active(value.is_some() && key.is_some());
+        }
         self.daemon.borrow_mut().on_metadata(subject, key, value);
         self.after_change();
     }
 
     fn default_metadata(&self, bound: bool) {
         self.daemon.borrow_mut().on_default_metadata(bound);
-        self.after_change();
-    }
-
-    fn own_metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>) {
-        tracing::debug!(subject, ?key, ?value, "our metadata changed");
-        if subject == 0 && key.is_none_or(|k| k == HOLD_KEY) {
-            self.daemon.borrow_mut().set_hold_active(value.is_some());
-            self.after_change();
-        }
-    }
-
-    fn session_manager_gone(&self) {
-        self.arm_hold_check();
-        // Its hold went with it; a restarted one announces itself again.
-        self.daemon.borrow_mut().set_hold_active(false);
-        if let Some(s) = self.connection.borrow().session() {
-            let _ = s.set_own_metadata(0, HOLD_KEY, None, None);
+        if !bound {
+            // The hold goes with the session manager; a restarted one says so again.
+            self.arm_hold_check();
         }
         self.after_change();
     }
@@ -594,19 +580,6 @@ impl SessionEvents for Runtime {
             Synced::Failed => self.disconnected("sync failed"),
             Synced::Live => {
                 self.daemon.borrow_mut().on_synced();
-                // Exported once the graph is enumerated: decisions made
-                // meanwhile are written when it is bound (own_metadata_bound).
-                let events: Weak<dyn SessionEvents> = self.this.clone();
-                let exported = self.connection.borrow().session().map(|s| s.export_own_metadata(events));
-                match exported {
-                    Some(Ok(())) => {
-                        // Decisions made while enumerating could not be written yet.
-                        self.daemon.borrow_mut().on_own_metadata();
-                        self.after_change();
-                    }
-                    Some(Err(e)) => tracing::warn!("the routing hold cannot work: {e:#}"),
-                    None => {}
-                }
                 tracing::info!(
                     sinks = self.daemon.borrow().mixer().sink_count(),
                     apps = self.daemon.borrow().mixer().apps().len(),

@@ -109,8 +109,9 @@ impl TestBedBuilder {
 
     /// Install pipewire-volume-mixer's WirePlumber hook
     /// (`contrib/wireplumber/`) into the bed's WirePlumber. It holds each new
-    /// playback stream while a `pipewire-volume-mixer` metadata object exists
-    /// and has no decision for it; with no daemon running it changes nothing.
+    /// playback stream while the daemon's client is connected and the
+    /// `default` metadata has no decision for it; with no daemon running it
+    /// changes nothing.
     ///
     /// By default it is installed for the installed WirePlumber 0.5 and not
     /// for [`WirePlumber::V0_4`], which cannot run it. `true` with 0.4 puts
@@ -194,7 +195,7 @@ impl TestBedBuilder {
 ///
 /// [`TestBed::start`] returns when PipeWire answers, every sink is in the
 /// graph, WirePlumber is connected and has chosen a default sink (the first
-/// one), the hook (if installed) has answered a stand-in daemon's metadata,
+/// one), the hook (if installed) has announced itself in the `default` metadata,
 /// and pipewire-pulse (if asked for) accepts connections.
 ///
 /// Dropping the bed terminates every process group it started (SIGTERM, then
@@ -598,17 +599,15 @@ impl TestBed {
         }
     }
 
-    /// With the hook installed: waits until it has announced itself on a
-    /// stand-in daemon's metadata, which proves WirePlumber loaded and runs it.
+    /// With the hook installed: waits until it has announced itself in the
+    /// `default` metadata, which proves WirePlumber loaded and runs it.
     fn wait_for_hook(&mut self, deadline: Instant) -> Result<()> {
         if !self.hold_hook {
             return Ok(());
         }
-        let waited = hook::with_stand_in_metadata(&self.dirs.pipewire_socket(), || {
-            let timeout = deadline.saturating_duration_since(Instant::now()).max(POLL_INTERVAL);
-            wait::wait_for(timeout, "WirePlumber's pipewire-volume-mixer hook to announce itself", || {
-                self.graph().metadata_value(hook::METADATA_NAME, 0, hook::HOLD_KEY).cloned()
-            })
+        let timeout = deadline.saturating_duration_since(Instant::now()).max(POLL_INTERVAL);
+        let waited = wait::wait_for(timeout, "WirePlumber's pipewire-volume-mixer hook to announce itself", || {
+            self.graph().metadata_value("default", 0, hook::HOLD_KEY).cloned()
         });
         match waited {
             Ok(announced) => {

@@ -63,7 +63,6 @@ mod bed;
 mod daemon;
 mod dirs;
 mod error;
-mod exported_metadata;
 mod graph;
 mod graph_watch;
 pub mod hook;
@@ -81,7 +80,6 @@ pub use app::{AppSpec, FakeApp};
 pub use bed::{TestBed, TestBedBuilder, WirePlumber, DEFAULT_READY_TIMEOUT};
 pub use daemon::{Daemon, DaemonPaths, DAEMON_START_TIMEOUT};
 pub use error::{Error, Result};
-pub use exported_metadata::ExportedMetadata;
 pub use graph::{Client, Graph, Link, MetadataEntry, Node, AUDIO_SINK, STREAM_OUTPUT_AUDIO};
 pub use graph_watch::{
     GraphWatcher, LinkSeen, NodeSeen, StreamEvent, StreamHistory, VolumeSeen, WatchLog, WatchOptions,

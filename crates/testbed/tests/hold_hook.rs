@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::links::{LinkWatcher, Stream};
 use support::router::{Decide, StandInRouter};
-use testbed::hook::{HOLD_KEY, METADATA_NAME};
+use testbed::hook::HOLD_KEY;
 use testbed::{AppSpec, TestBed, WirePlumber};
 
 /// Generous: the machine may be busy; nothing here is a timing assertion.
@@ -27,7 +27,7 @@ fn bed(hook: bool) -> TestBed {
 
 /// The hook's announcement on the router's metadata, from pw-dump.
 fn announcement(bed: &TestBed) -> Option<serde_json::Value> {
-    bed.dump().ok()?.metadata_value(METADATA_NAME, 0, HOLD_KEY).cloned()
+    bed.dump().ok()?.metadata_value("default", 0, HOLD_KEY).cloned()
 }
 
 /// Starts `STREAMS` streams in rounds of `BURST` (one process each, its

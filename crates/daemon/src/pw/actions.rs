@@ -7,42 +7,37 @@ use super::session::Session;
 use crate::daemon::Action;
 use crate::router::RouteAction;
 
-/// Key of our own metadata that releases a held stream: subject = the
-/// stream's node id, value = its `object.serial` (see
-/// contrib/wireplumber/ and docs/architecture.md).
+/// Key of the `default` metadata that releases a held stream: subject = the
+/// stream's node id, value = its `object.serial` (see contrib/wireplumber/
+/// and docs/architecture.md).
 pub const DECISION_KEY: &str = "pvm.decision";
-/// Key of our own metadata naming the sink we pinned a stream to (its
-/// `object.serial`): the hold also waits until the `default` metadata's
-/// `target.object` says the same, so a remembered target restored by the
-/// session manager cannot slip through.
+/// Key of the `default` metadata naming the sink we pinned a stream to (its
+/// `object.serial`): the hold also waits until `target.object` says the
+/// same, so a remembered target restored by the session manager cannot slip
+/// through.
 pub const TARGET_KEY: &str = "pvm.target";
-/// Key (subject 0) by which the routing hold announces itself.
+/// Key (subject 0 of the `default` metadata) by which the routing hold
+/// announces itself.
 pub const HOLD_KEY: &str = "pvm.hold";
 
-/// Performs one action; returns the ids of the proxies it wrote through
-/// (writes to our own metadata object are made in process and have none).
+/// Performs one action; returns the ids of the proxies it wrote through.
 pub fn perform(session: &Session, action: &Action) -> Result<Vec<u32>> {
     Ok(match action {
         Action::Route(RouteAction::Pin { stream, sink_serial, sink_id }) => {
             let serial = sink_serial.to_string();
-            let proxies = vec![
+            vec![
                 session.set_metadata(*stream, "target.object", Some("Spa:Id"), Some(&serial))?,
                 session.set_metadata(*stream, "target.node", Some("Spa:Id"), Some(&sink_id.to_string()))?,
-            ];
-            session.set_own_metadata(*stream, TARGET_KEY, Some("Spa:Id"), Some(&serial))?;
-            proxies
+                session.set_metadata(*stream, TARGET_KEY, Some("Spa:Id"), Some(&serial))?,
+            ]
         }
-        Action::Route(RouteAction::Unpin { stream }) => {
-            let proxies = vec![
-                session.set_metadata(*stream, "target.object", None, None)?,
-                session.set_metadata(*stream, "target.node", None, None)?,
-            ];
-            session.set_own_metadata(*stream, TARGET_KEY, None, None)?;
-            proxies
-        }
+        Action::Route(RouteAction::Unpin { stream }) => vec![
+            session.set_metadata(*stream, "target.object", None, None)?,
+            session.set_metadata(*stream, "target.node", None, None)?,
+            session.set_metadata(*stream, TARGET_KEY, None, None)?,
+        ],
         Action::Route(RouteAction::Decide { stream, serial }) => {
-            session.set_own_metadata(*stream, DECISION_KEY, Some("Spa:Int"), Some(&serial.to_string()))?;
-            Vec::new()
+            vec![session.set_metadata(*stream, DECISION_KEY, Some("Spa:Int"), Some(&serial.to_string()))?]
         }
         Action::NodeVolume { node, channels, muted } => {
             vec![session.set_node_props(*node, &params::build_props(channels.as_deref(), *muted))?]

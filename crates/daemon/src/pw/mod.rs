@@ -2,7 +2,6 @@
 
 pub mod actions;
 pub mod connection;
-pub mod export;
 pub mod params;
 pub mod priority;
 pub mod session;

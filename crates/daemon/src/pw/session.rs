@@ -7,7 +7,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::rc::{Rc, Weak};
 
@@ -23,7 +23,6 @@ use pw::spa::pod::Pod;
 use pw::spa::utils::dict::DictRef;
 use pw::types::ObjectType;
 
-use super::export::ExportedMetadata;
 use super::params;
 use crate::model::{GraphEvent, NodeProps};
 
@@ -35,11 +34,6 @@ pub trait SessionEvents {
     fn metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>);
     /// The `default` metadata was bound (`true`) or went away.
     fn default_metadata(&self, bound: bool);
-    /// A property of our own metadata object changed (the routing hold's
-    /// announcement, our decisions' echoes).
-    fn own_metadata(&self, subject: u32, key: Option<&str>, value: Option<&str>);
-    /// A session manager's client (WirePlumber) went away.
-    fn session_manager_gone(&self);
     /// PipeWire reported an error for one of our proxies (`proxy` is its
     /// local id, as returned by the calls that write).
     fn proxy_error(&self, proxy: u32, message: &str);
@@ -74,24 +68,18 @@ struct Objects {
     nodes: HashMap<u32, BoundNode>,
     devices: HashMap<u32, BoundDevice>,
     metadata: Option<BoundMetadata>,
-    /// Clients of a session manager (WirePlumber).
-    session_managers: HashSet<u32>,
-    /// Our own metadata object (exported; see `export.rs`), and the
-    /// connection it is exported on.
-    own: Option<(ExportedMetadata, pw::core::CoreRc)>,
     /// Proxies removed inside a PipeWire callback, freed later from the loop.
     graveyard: Vec<Box<dyn Any>>,
 }
 
-/// `metadata.name` of the metadata object the daemon exports for the
-/// session manager's routing hold (see `export.rs`).
-pub const OWN_METADATA_NAME: &str = "pipewire-volume-mixer";
+/// `application.name` of the daemon's PipeWire client: while a client of
+/// that name is connected, the routing hold waits for its decisions.
+pub const DAEMON_CLIENT_NAME: &str = "pipewire-volume-mixer-daemon";
 
 impl Objects {
     /// Forgets the object with this global id, setting its proxy aside for
-    /// [`Session::bury`]. Returns whether it was the `default` metadata and
-    /// whether it was a session manager's client.
-    fn remove(&mut self, id: u32) -> (bool, bool) {
+    /// [`Session::bury`]. Returns whether it was the `default` metadata.
+    fn remove(&mut self, id: u32) -> bool {
         if let Some(node) = self.nodes.remove(&id) {
             self.graveyard.push(Box::new(node));
         }
@@ -103,7 +91,7 @@ impl Objects {
             let m = self.metadata.take();
             self.graveyard.push(Box::new(m));
         }
-        (metadata_gone, self.session_managers.remove(&id))
+        metadata_gone
     }
 }
 
@@ -114,7 +102,7 @@ pub struct Session {
     _core_listener: pw::core::Listener,
     registry: pw::registry::RegistryRc,
     core: pw::core::CoreRc,
-    context: pw::context::ContextRc,
+    _context: pw::context::ContextRc,
 }
 
 impl Session {
@@ -123,7 +111,9 @@ impl Session {
     pub fn connect(main_loop: &pw::main_loop::MainLoopRc, events: Weak<dyn SessionEvents>) -> Result<Session> {
         let context = pw::context::ContextRc::new(main_loop, None).context("creating a PipeWire context")?;
         super::priority::raise(&context);
-        let core = context.connect_rc(None).context("connecting to PipeWire")?;
+        // The routing hold (contrib/wireplumber/) knows the daemon by this name.
+        let props = pw::properties::properties! { "application.name" => DAEMON_CLIENT_NAME };
+        let core = context.connect_rc(Some(props)).context("connecting to PipeWire")?;
         let registry = core.get_registry_rc().context("getting the PipeWire registry")?;
         let objects = Rc::new(RefCell::new(Objects::default()));
 
@@ -165,16 +155,10 @@ impl Session {
                     on_global_object(global, &reg, &objs, &ev, &on_global);
                 })
                 .global_remove(move |id| {
-                    let (metadata_gone, manager_gone) = match objs_remove.upgrade() {
-                        Some(objs) => objs.borrow_mut().remove(id),
-                        None => (false, false),
-                    };
+                    let metadata_gone = objs_remove.upgrade().is_some_and(|objs| objs.borrow_mut().remove(id));
                     if let Some(ev) = on_remove.upgrade() {
                         if metadata_gone {
                             ev.default_metadata(false);
-                        }
-                        if manager_gone {
-                            ev.session_manager_gone();
                         }
                         ev.graph(GraphEvent::Removed { id });
                     }
@@ -188,7 +172,7 @@ impl Session {
             _core_listener: core_listener,
             registry,
             core,
-            context,
+            _context: context,
         })
     }
 
@@ -215,35 +199,6 @@ impl Session {
         let objs = self.objects.borrow();
         let meta = objs.metadata.as_ref().context("the default metadata is not available")?;
         set_property(&meta.proxy, subject, key, type_, value)
-    }
-
-    /// Exports our own metadata object ([`OWN_METADATA_NAME`]), once. Its
-    /// changes (the routing hold's announcement among them) are reported
-    /// through [`SessionEvents::own_metadata`].
-    pub fn export_own_metadata(&self, events: Weak<dyn SessionEvents>) -> Result<()> {
-        if self.objects.borrow().own.is_some() {
-            return Ok(());
-        }
-        let callback = Box::new(move |subject: u32, key: Option<&str>, value: Option<&str>| {
-            if let Some(ev) = events.upgrade() {
-                ev.own_metadata(subject, key, value);
-            }
-        });
-        // A connection of its own, which binds nothing: a client that binds a
-        // metadata object is held busy until that object's exporter answers a
-        // ping, so a connection that both exports and binds (WirePlumber's
-        // `default`) can wait on WirePlumber while WirePlumber waits on it.
-        let core = self.context.connect_rc(None).context("connecting to PipeWire for our metadata")?;
-        let own = ExportedMetadata::export(&self.context, &core, OWN_METADATA_NAME, callback)?;
-        self.objects.borrow_mut().own = Some((own, core));
-        Ok(())
-    }
-
-    /// Sets (or clears) a key of our own metadata object.
-    pub fn set_own_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<()> {
-        let objs = self.objects.borrow();
-        let (own, _) = objs.own.as_ref().context("our metadata object is not exported yet")?;
-        own.set_property(subject, key, type_, value)
     }
 
     /// Sets a node's `Props` param. Returns the proxy's id.
@@ -336,11 +291,6 @@ fn on_global_object(
                 }
                 Err(e) => tracing::warn!(id = global.id, "cannot bind the default metadata: {e:#}"),
             }
-        }
-        // WirePlumber's main client ("WirePlumber"; its other connections
-        // carry a suffix, e.g. "WirePlumber [export-core]").
-        ObjectType::Client if dict.get("application.name") == Some("WirePlumber") => {
-            objects.borrow_mut().session_managers.insert(global.id);
         }
         _ => {}
     }

@@ -1,19 +1,10 @@
 //! A stand-in for the daemon's side of the hold, as the contract describes
-//! it: export a `pipewire-volume-mixer` metadata object, and for every new
-//! playback stream write the routing pin into `default` (`target.object` =
-//! the sink's serial, `target.node` = its id), then the decision into its own
-//! metadata (subject = the stream's node id, `pvm.decision`, `Spa:Int`, the
-//! stream's `object.serial`).
-//!
-//! Two connections, as WirePlumber has (its "export core"): binding a
-//! metadata object that another client exports makes the binding client
-//! "busy" until the exporter answers a ping. A client that binds `default`
-//! (exported by WirePlumber) while WirePlumber binds the metadata this client
-//! exports on the same connection waits for WirePlumber, which waits for it:
-//! both stall for good (seen here: no stream linked, `pw-dump` hanging). So
-//! the metadata is exported on a connection that binds nothing, and the pin,
-//! written on the other one, is confirmed by a round trip before the decision
-//! is written, which keeps the two in order.
+//! it: a client named like the daemon (`application.name` =
+//! `pipewire-volume-mixer-daemon`) that, for every new playback stream,
+//! writes the routing pin into `default` (`target.object` = the sink's
+//! serial, `target.node` = its id), then, once a round trip has confirmed
+//! the pin, the decision (subject = the stream's node id, `pvm.decision`,
+//! `Spa:Int`, the stream's `object.serial`), also into `default`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,8 +17,8 @@ use std::time::Duration;
 
 use pipewire as pw;
 use pw::types::ObjectType;
-use testbed::hook::{DECISION_KEY, HOLD_KEY, METADATA_NAME};
-use testbed::{ExportedMetadata, AUDIO_SINK, STREAM_OUTPUT_AUDIO};
+use testbed::hook::{DAEMON_CLIENT_NAME, DECISION_KEY, HOLD_KEY};
+use testbed::{AUDIO_SINK, STREAM_OUTPUT_AUDIO};
 
 /// What the router does with a new playback stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +62,8 @@ pub struct StandInRouter {
 }
 
 impl StandInRouter {
-    /// Connects to the PipeWire socket at `socket`, exports the metadata and
-    /// returns once it is exported and the `default` metadata is bound.
+    /// Connects to the PipeWire socket at `socket` and returns once the
+    /// `default` metadata is bound.
     pub fn start(socket: &Path, decide: Decide) -> StandInRouter {
         let (commands, receiver) = pw::channel::channel::<Command>();
         let (ready, is_ready) = mpsc::channel::<()>();
@@ -100,8 +91,7 @@ impl StandInRouter {
         self.call(|reply| Command::Set(decide, reply));
     }
 
-    /// Removes the hook's `pvm.hold` announcement, as the daemon does when
-    /// the WirePlumber that wrote it goes away.
+    /// Removes the hook's `pvm.hold` announcement from `default`.
     pub fn clear_hold(&self) {
         self.call(Command::ClearHold);
     }
@@ -112,7 +102,7 @@ impl StandInRouter {
         answer.recv_timeout(Duration::from_secs(10)).expect("the router did not answer");
     }
 
-    /// Closes its connection: PipeWire removes its metadata object.
+    /// Closes its connection: the hook sees the daemon's client go.
     pub fn disconnect(mut self) {
         self.stop();
     }
@@ -148,18 +138,11 @@ struct State {
     sinks: HashMap<String, (u32, String)>,
     /// The `default` metadata, once bound.
     default: Option<pw::metadata::Metadata>,
-    /// On the export connection.
-    exported: ExportedMetadata,
-    /// The main connection, then the export connection.
-    connections: [pw::core::CoreRc; 2],
-    /// What to do when a round trip completes: connection, sync sequence, what.
-    pending: Vec<(usize, Seq, AfterSync)>,
+    /// The connection.
+    core: pw::core::CoreRc,
+    /// What to do when a round trip completes: sync sequence, what.
+    pending: Vec<(Seq, AfterSync)>,
 }
-
-/// Index of the main connection in [`State::connections`].
-const MAIN: usize = 0;
-/// Index of the export connection.
-const EXPORT: usize = 1;
 
 impl State {
     /// A new stream: pin it and decide, now or after the delay.
@@ -183,24 +166,25 @@ impl State {
         };
         default.set_property(node_id, "target.object", Some("Spa:Id"), Some(sink_serial));
         default.set_property(node_id, "target.node", Some("Spa:Id"), Some(&sink_id.to_string()));
-        self.after_sync(MAIN, AfterSync::Decide { node_id, serial: serial.to_owned() });
+        self.after_sync(AfterSync::Decide { node_id, serial: serial.to_owned() });
     }
 
-    /// Does `then` once connection `connection` has done a round trip.
-    fn after_sync(&mut self, connection: usize, then: AfterSync) {
-        let seq = self.connections[connection].sync(0).expect("sync");
-        self.pending.push((connection, seq, then));
+    /// Does `then` once the connection has done a round trip.
+    fn after_sync(&mut self, then: AfterSync) {
+        let seq = self.core.sync(0).expect("sync");
+        self.pending.push((seq, then));
     }
 
     /// A round trip completed: do what waited for it.
-    fn on_done(&mut self, connection: usize, seq: Seq, decisions: &AtomicUsize) {
-        let Some(i) = self.pending.iter().position(|(c, s, _)| (*c, *s) == (connection, seq)) else { return };
-        match self.pending.remove(i).2 {
+    fn on_done(&mut self, seq: Seq, decisions: &AtomicUsize) {
+        let Some(i) = self.pending.iter().position(|(s, _)| *s == seq) else { return };
+        match self.pending.remove(i).1 {
             AfterSync::Reply(reply) => {
                 let _ = reply.send(());
             }
             AfterSync::Decide { node_id, serial } => {
-                self.exported.set(node_id, DECISION_KEY, Some("Spa:Int"), Some(&serial)).expect("writing a decision");
+                let default = self.default.as_ref().expect("the default metadata");
+                default.set_property(node_id, DECISION_KEY, Some("Spa:Int"), Some(&serial));
                 decisions.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -219,19 +203,17 @@ fn route(
     let main_loop = pw::main_loop::MainLoopRc::new(None).expect("main loop");
     let context = pw::context::ContextRc::new(&main_loop, None).expect("context");
     let core = context
-        .connect_rc(Some(pw::properties::properties! { *pw::keys::REMOTE_NAME => socket }))
+        .connect_rc(Some(pw::properties::properties! {
+            *pw::keys::REMOTE_NAME => socket,
+            "application.name" => DAEMON_CLIENT_NAME,
+        }))
         .expect("connecting the stand-in router");
-    let export_core = context
-        .connect_rc(Some(pw::properties::properties! { *pw::keys::REMOTE_NAME => socket }))
-        .expect("connecting the stand-in router's export connection");
     let registry = core.get_registry_rc().expect("registry");
-    let exported = ExportedMetadata::new(&export_core, METADATA_NAME).expect("exporting the router's metadata");
     let state = Rc::new(RefCell::new(State {
         decide,
         sinks: HashMap::new(),
         default: None,
-        exported,
-        connections: [core.clone(), export_core.clone()],
+        core: core.clone(),
         pending: Vec::new(),
     }));
 
@@ -264,35 +246,25 @@ fn route(
         })
         .register();
 
-    // Ready once both connections have done a round trip: the graph is
-    // enumerated, `default` bound and the metadata exported.
-    let first = [core.sync(0).expect("sync"), export_core.sync(0).expect("sync")];
-    let answered = Rc::new(RefCell::new(0));
-    let mut listeners = Vec::new();
-    for (i, connection) in [&core, &export_core].into_iter().enumerate() {
-        let on_done = Rc::clone(&state);
-        let answered = Rc::clone(&answered);
-        let ready = ready.clone();
-        let decisions = Arc::clone(decisions);
-        listeners.push(
-            connection
-                .add_listener_local()
-                .done(move |id, seq| {
-                    if id != pw::core::PW_ID_CORE {
-                        return;
-                    }
-                    if seq == first[i] {
-                        *answered.borrow_mut() += 1;
-                        if *answered.borrow() == 2 {
-                            let _ = ready.send(());
-                        }
-                    } else {
-                        on_done.borrow_mut().on_done(i, seq, &decisions);
-                    }
-                })
-                .register(),
-        );
-    }
+    // Ready once a round trip is done: the graph is enumerated and
+    // `default` bound.
+    let first = core.sync(0).expect("sync");
+    let on_done = Rc::clone(&state);
+    let ready = ready.clone();
+    let counter = Arc::clone(decisions);
+    let listener = core
+        .add_listener_local()
+        .done(move |id, seq| {
+            if id != pw::core::PW_ID_CORE {
+                return;
+            }
+            if seq == first {
+                let _ = ready.send(());
+            } else {
+                on_done.borrow_mut().on_done(seq, &counter);
+            }
+        })
+        .register();
 
     let quit = main_loop.clone();
     let on_command = Rc::clone(&state);
@@ -301,17 +273,16 @@ fn route(
         match command {
             Command::Set(decide, reply) => {
                 state.decide = decide;
-                state.after_sync(MAIN, AfterSync::Reply(reply));
+                state.after_sync(AfterSync::Reply(reply));
             }
             Command::ClearHold(reply) => {
-                state.exported.set(0, HOLD_KEY, None, None).expect("removing pvm.hold");
-                // The removal travels on the export connection: wait for that one.
-                state.after_sync(EXPORT, AfterSync::Reply(reply));
+                state.default.as_ref().expect("the default metadata").set_property(0, HOLD_KEY, None, None);
+                state.after_sync(AfterSync::Reply(reply));
             }
             Command::Decide { node_id, serial } => state.pin(node_id, &serial),
             Command::Stop => quit.quit(),
         }
     });
     main_loop.run();
-    drop(listeners);
+    drop(listener);
 }
