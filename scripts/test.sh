@@ -14,4 +14,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 # Build everything first so integration tests find every binary.
 cargo build --workspace --bins --locked
-cargo test --workspace --locked -- "$@"
+cargo test --workspace --locked --no-fail-fast -- "$@"

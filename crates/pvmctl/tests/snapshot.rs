@@ -79,6 +79,18 @@ Apps:
 }
 
 #[test]
+fn status_says_how_to_get_the_routing_hold_when_it_is_not_active() {
+    let place = Place::new();
+    let mut snapshot = two_sinks_one_app();
+    snapshot.header.flags &= !pvm_ipc::layout::header_flags::HOLD_ACTIVE;
+    let _daemon = place.publish(&snapshot);
+    let text = stdout(&place.run(&["status"]));
+    assert!(text.ends_with("`pvmctl setup wireplumber` installs the routing hold (WirePlumber 0.5).\n"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&place.run(&["status", "--json"]))).unwrap();
+    assert_eq!(json["hold_active"], false);
+}
+
+#[test]
 fn status_without_snapshot_exits_3_with_how_to_start() {
     let place = Place::new();
     let output = place.run(&["status"]);

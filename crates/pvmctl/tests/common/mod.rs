@@ -114,7 +114,7 @@ pub fn two_sinks_one_app() -> Box<Snapshot> {
     h.magic = pvm_ipc::layout::MAGIC;
     h.version = pvm_ipc::layout::LAYOUT_VERSION;
     h.generation = 6;
-    h.flags = header_flags::RUNNING | header_flags::CONNECTED;
+    h.flags = header_flags::RUNNING | header_flags::CONNECTED | header_flags::HOLD_ACTIVE;
     h.sink_count = 2;
     h.app_count = 1;
     h.total_sinks = 2;
