@@ -567,8 +567,13 @@ impl SessionEvents for Runtime {
         self.after_change();
     }
 
-    fn proxy_error(&self, proxy: u32, message: &str) {
-        self.requests.borrow_mut().proxy_error(proxy, message);
+    fn proxy_error(&self, proxy: u32, res: i32, message: &str) {
+        // A write about an object that went away meanwhile (a stream that
+        // ended while we pinned it): not the request's failure; what it waits
+        // for says what became of that object.
+        if res != -libc::ENOENT {
+            self.requests.borrow_mut().proxy_error(proxy, message);
+        }
         self.daemon.borrow_mut().stats.errors += 1;
     }
 

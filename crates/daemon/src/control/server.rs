@@ -86,9 +86,17 @@ impl Conn {
         self.out.push(b'\n');
     }
 
+    /// Whether to read more of the client's requests: not while it has
+    /// complete requests still to answer (one waiting for PipeWire, or left
+    /// over from a pause), so its input buffer never holds more than one
+    /// line and one read.
+    fn wants_input(&self) -> bool {
+        !self.closing && self.pending() <= READ_PAUSE && self.waiting.is_none() && !self.inbuf.contains(&b'\n')
+    }
+
     fn wanted_interest(&self) -> epoll::EventFlags {
         let mut f = epoll::EventFlags::empty();
-        if !self.closing && self.pending() <= READ_PAUSE {
+        if self.wants_input() {
             f |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
         }
         if self.pending() > 0 {
@@ -338,6 +346,13 @@ impl ControlServer {
         if flags.contains(epoll::EventFlags::OUT) {
             self.flush(token);
         }
+        // Hung up both ways while we are not reading it (EPOLLHUP is reported
+        // whatever the interest, so it would wake us again and again): nobody
+        // is left to answer.
+        if flags.contains(epoll::EventFlags::HUP) && self.clients.get(&token).is_some_and(|c| !c.wants_input()) {
+            self.close(token);
+            return;
+        }
         if flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::HUP | epoll::EventFlags::RDHUP) {
             self.read(token, handler);
         }
@@ -345,7 +360,9 @@ impl ControlServer {
 
     fn read(&mut self, token: u64, handler: &mut dyn FnMut(Token, Request) -> Reply) {
         let Some(conn) = self.clients.get_mut(&token) else { return };
-        if conn.closing {
+        if !conn.wants_input() {
+            // Its complete requests come first (see Conn::wants_input).
+            self.process_lines(token, handler);
             return;
         }
         // One read per wake-up: fair to other clients, and the buffer never

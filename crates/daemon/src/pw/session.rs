@@ -35,8 +35,8 @@ pub trait SessionEvents {
     /// The `default` metadata was bound (`true`) or went away.
     fn default_metadata(&self, bound: bool);
     /// PipeWire reported an error for one of our proxies (`proxy` is its
-    /// local id, as returned by the calls that write).
-    fn proxy_error(&self, proxy: u32, message: &str);
+    /// local id, as returned by the calls that write; `res` a negative errno).
+    fn proxy_error(&self, proxy: u32, res: i32, message: &str);
     /// A `sync` round trip completed.
     fn synced(&self, seq: i32);
     /// The connection failed or was closed.
@@ -134,7 +134,7 @@ impl Session {
                         ev.disconnected(message);
                     } else {
                         tracing::warn!(id, res, message, "PipeWire reported an error");
-                        ev.proxy_error(id, message);
+                        ev.proxy_error(id, res, message);
                     }
                 })
                 .register()
