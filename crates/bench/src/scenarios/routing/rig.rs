@@ -2,23 +2,13 @@
 //! daemon with the rule if the setup has it, and the ways of starting apps
 //! and waiting for their streams to settle.
 
-use std::time::Duration;
-
 use anyhow::{bail, Result};
 use pvm_ipc::client::Client;
 use pvm_ipc::protocol::{Request, Response};
-use testbed::{AppSpec, Daemon, FakeApp, GraphWatcher, StreamEvent, StreamHistory, TestBed, WatchLog, WirePlumber};
+use testbed::{AppSpec, Daemon, FakeApp, GraphWatcher, StreamHistory, TestBed, WatchLog, WirePlumber};
 
 use super::{Setup, APPS_PER_ROUND, REMEMBERED_SINK, RULE_SINK, STREAMS_PER_APP};
 use crate::scenarios::{GAME_RULE, SINKS, TIMEOUT};
-
-/// Creation (the node global) -> the stream's first link, as the watcher saw them.
-pub fn first_link(stream: &StreamHistory) -> Option<Duration> {
-    stream.events.iter().find_map(|e| match e {
-        StreamEvent::Linked { at, .. } => Some(at.saturating_duration_since(stream.appeared)),
-        StreamEvent::Metadata { .. } => None,
-    })
-}
 
 /// Where the record stood: streams and links recorded later are new.
 #[derive(Clone, Copy)]
@@ -65,28 +55,28 @@ impl Rig {
 
     /// Starts `count` single-stream apps named "`prefix` i", one at a time,
     /// each once the previous one has settled on `sink` and stopped; returns
-    /// each stream's creation -> first link.
-    pub fn paced(&self, prefix: &str, sink: &str, count: usize) -> Result<Vec<Duration>> {
-        let mut took = Vec::with_capacity(count);
+    /// their streams' histories.
+    pub fn paced(&self, prefix: &str, sink: &str, count: usize) -> Result<Vec<StreamHistory>> {
+        let mut streams = Vec::with_capacity(count);
         for i in 0..count {
             let name = format!("{prefix} {i}");
             let mark = self.mark();
             let app = self.bed.spawn_app(&AppSpec::new(&name))?;
             let settled = self.wait_settled(mark, std::slice::from_ref(&name), 1, sink);
             self.stop(mark, vec![app])?;
-            took.extend(settled?.iter().filter_map(first_link));
+            streams.extend(settled?);
         }
-        Ok(took)
+        Ok(streams)
     }
 
     /// Starts up to [`APPS_PER_ROUND`] processes with up to
     /// [`STREAMS_PER_APP`] streams each, all at once, at most `left` streams
     /// in all; waits until every stream is linked only to the rule's sink and
     /// returns their histories, after stopping them.
-    pub fn burst(&self, round: usize, left: usize) -> Result<Vec<StreamHistory>> {
+    pub fn round(&self, round: usize, left: usize) -> Result<Vec<StreamHistory>> {
         let mark = self.mark();
         let total = left.min(APPS_PER_ROUND * STREAMS_PER_APP);
-        let names: Vec<String> = (0..total.div_ceil(STREAMS_PER_APP)).map(|i| format!("Game B{round}-{i}")).collect();
+        let names: Vec<String> = (0..total.div_ceil(STREAMS_PER_APP)).map(|i| format!("Game R{round}-{i}")).collect();
         let mut apps = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             let streams = (total - i * STREAMS_PER_APP).min(STREAMS_PER_APP);
