@@ -38,9 +38,11 @@ enum Scenario {
     Compare,
     /// 8. valgrind memcheck through the daemon's whole lifecycle.
     Leaks,
+    /// 9. New streams of rule-matched apps: misroutes with and without the hold, first-link times.
+    Routing,
 }
 
-const ORDER: [Scenario; 7] = [
+const ORDER: [Scenario; 8] = [
     Scenario::Latency,
     Scenario::Load,
     Scenario::Idle,
@@ -48,6 +50,7 @@ const ORDER: [Scenario; 7] = [
     Scenario::Switching,
     Scenario::Compare,
     Scenario::Leaks,
+    Scenario::Routing,
 ];
 
 /// Measures pipewire-volume-mixer on a private PipeWire and writes bench/RESULTS.md.
@@ -66,13 +69,18 @@ struct Args {
     /// A daemon built with `--features count-alloc`, for allocations per event.
     #[arg(long, env = "PVM_COUNT_ALLOC_DAEMON")]
     count_alloc_daemon: Option<PathBuf>,
+    /// New streams per configuration in the routing scenario (default 1000,
+    /// 40 with --quick).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    new_streams: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     // Absolute: the test bed runs its processes in its own directory.
     let count_alloc_daemon = args.count_alloc_daemon.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
-    let config = Config { quick: args.quick, count_alloc_daemon };
+    let new_streams = args.new_streams.map(|n| n as usize);
+    let config = Config { quick: args.quick, count_alloc_daemon, new_streams };
     let wanted: Vec<Scenario> = if args.scenarios.contains(&Scenario::All) {
         ORDER.to_vec()
     } else {
@@ -89,6 +97,7 @@ fn main() -> ExitCode {
             Scenario::Switching => scenarios::switching::run(&mut report, &config),
             Scenario::Compare => scenarios::compare::run(&mut report, &config),
             Scenario::Leaks => scenarios::leaks::run(&mut report, &config),
+            Scenario::Routing => scenarios::routing::run(&mut report, &config),
             Scenario::All => Ok(()),
         };
         if let Err(e) = result {

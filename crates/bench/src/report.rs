@@ -13,6 +13,8 @@ enum Row {
     Value { figure: String, value: String, note: String },
     /// Ours beside another tool's, and the ratio.
     Versus { figure: String, ours: String, theirs: String, ratio: String },
+    /// One value per column named in `header` (after the figure's column).
+    Grid { header: Vec<String>, figure: String, cells: Vec<String> },
 }
 
 struct Section {
@@ -81,10 +83,25 @@ impl Report {
 
     /// Ours vs theirs; `ratio` is theirs / ours (how many times better we are).
     pub fn versus(&mut self, figure: &str, ours: f64, theirs: f64, unit: &str) {
-        let ratio = if ours > 0.0 { format!("{:.1}x", theirs / ours) } else { "-".into() };
+        // Below 1 (ours slower), two decimals: 0.06x and 0.4x differ.
+        let ratio = match theirs / ours {
+            _ if ours <= 0.0 => "-".into(),
+            r if r < 0.95 => format!("{r:.2}x"),
+            r => format!("{r:.1}x"),
+        };
         let (ours, theirs) = (format!("{} {unit}", num(ours)), format!("{} {unit}", num(theirs)));
         println!("  {figure:<58} ours {ours:>12}  theirs {theirs:>12}  ratio {ratio}");
         self.push(Row::Versus { figure: figure.into(), ours, theirs, ratio });
+    }
+
+    /// One row of a table with a column per entry of `columns` after the
+    /// figure's (e.g. configurations side by side), `cells` in that order;
+    /// consecutive rows with the same columns share a table.
+    pub fn grid(&mut self, columns: &[&str], figure: &str, cells: Vec<String>) {
+        let shown: Vec<String> = columns.iter().zip(&cells).map(|(h, c)| format!("{h}: {c}")).collect();
+        println!("  {figure:<58} {}", shown.join("  |  "));
+        let header = columns.iter().map(|h| (*h).to_owned()).collect();
+        self.push(Row::Grid { header, figure: figure.into(), cells });
     }
 
     /// The whole report as Markdown.
@@ -101,18 +118,27 @@ impl Report {
         }
         for section in &self.sections {
             let _ = writeln!(o, "\n## {}\n", section.title);
-            let mut in_table = None::<u8>;
+            let mut in_table = None::<(u8, &[String])>;
             for row in &section.rows {
                 let kind = match row {
-                    Row::Dist { .. } => 0,
-                    Row::Value { .. } => 1,
-                    Row::Versus { .. } => 2,
+                    Row::Dist { .. } => (0, &[][..]),
+                    Row::Value { .. } => (1, &[][..]),
+                    Row::Versus { .. } => (2, &[][..]),
+                    Row::Grid { header, .. } => (3, &header[..]),
                 };
                 if in_table != Some(kind) {
                     let header = match kind {
-                        0 => "| figure | median | p99 | max | unit | n | note |\n|---|---:|---:|---:|---|---:|---|",
-                        1 => "| figure | value | note |\n|---|---:|---|",
-                        _ => "| figure | pipewire-volume-mixer | other tool | ratio (other / ours) |\n|---|---:|---:|---:|",
+                        (0, _) => {
+                            "| figure | median | p99 | max | unit | n | note |\n|---|---:|---:|---:|---|---:|---|".to_owned()
+                        }
+                        (1, _) => "| figure | value | note |\n|---|---:|---|".to_owned(),
+                        (2, _) => "| figure | pipewire-volume-mixer | other tool | ratio (other / ours) |\n|---|---:|---:|---:|"
+                            .to_owned(),
+                        (_, columns) => format!(
+                            "| figure | {} |\n|---|{}",
+                            columns.join(" | "),
+                            "---:|".repeat(columns.len())
+                        ),
                     };
                     if in_table.is_some() {
                         o.push('\n');
@@ -139,6 +165,9 @@ impl Report {
                     }
                     Row::Versus { figure, ours, theirs, ratio } => {
                         let _ = writeln!(o, "| {figure} | {ours} | {theirs} | {ratio} |");
+                    }
+                    Row::Grid { figure, cells, .. } => {
+                        let _ = writeln!(o, "| {figure} | {} |", cells.join(" | "));
                     }
                 }
             }
@@ -188,4 +217,37 @@ fn machine() -> Vec<(&'static str, String)> {
         ("wpctl", "from the same WirePlumber".into()),
         ("pactl", first_line("pactl", &["--version"])),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_rows_with_the_same_columns_share_one_table() {
+        let mut report = Report::new(false);
+        report.section("S");
+        report.grid(&["a", "b"], "one", vec!["1".into(), "2".into()]);
+        report.grid(&["a", "b"], "two", vec!["3".into(), "4".into()]);
+        report.value("v", "5".into(), "");
+        report.grid(&["c"], "three", vec!["6".into()]);
+        let md = report.markdown("bench");
+        let section = &md[md.find("## S").unwrap()..];
+        assert_eq!(
+            section,
+            "## S\n\n| figure | a | b |\n|---|---:|---:|\n| one | 1 | 2 |\n| two | 3 | 4 |\n\n\
+             | figure | value | note |\n|---|---:|---|\n| v | 5 |  |\n\n\
+             | figure | c |\n|---|---:|\n| three | 6 |\n"
+        );
+    }
+
+    #[test]
+    fn ratios_below_one_keep_two_decimals() {
+        let mut report = Report::new(false);
+        report.versus("slower", 200.0, 12.0, "ms");
+        report.versus("faster", 2.0, 12.0, "ms");
+        let md = report.markdown("bench");
+        assert!(md.contains("| slower | 200 ms | 12.00 ms | 0.06x |"), "{md}");
+        assert!(md.contains("| faster | 2.00 ms | 12.00 ms | 6.0x |"), "{md}");
+    }
 }

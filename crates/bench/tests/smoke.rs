@@ -19,10 +19,19 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "## 5. Rapid sink switching",
         "## 7. Side by side",
         "## 8. Leaks",
+        "## 9. Routing",
     ] {
         assert!(results.contains(section), "missing {section:?} in:\n{results}");
     }
-    for figure in ["daemon minus floor", "daemon CPU idle", "exec -> READY=1", "wpctl set-volume", "definitely lost"] {
+    for figure in [
+        "daemon minus floor",
+        "daemon CPU idle",
+        "exec -> READY=1",
+        "wpctl set-volume",
+        "definitely lost",
+        "misroutes per 1000 new streams",
+        "stream created -> first link",
+    ] {
         assert!(results.contains(figure), "missing {figure:?} in:\n{results}");
     }
     assert!(!results.contains("FAILED"), "a scenario failed:\n{results}");

@@ -9,11 +9,9 @@ use pvm_ipc::layout::Snapshot;
 use pvm_ipc::protocol::{Request, Response};
 use testbed::AppSpec;
 
-use super::{Config, Rig, TIMEOUT};
+use super::{Config, Rig, GAME_RULE, TIMEOUT};
 use crate::measure::{status_kb, Summary};
 use crate::report::Report;
-
-const GAME_RULE: &str = "[[rule]]\nmatch = { \"application.name\" = \"Game*\" }\nsink = \"game\"\n";
 
 pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
     report.section("7. Side by side (same run; ratio = other tool / ours, > 1 means ours is faster or smaller)");

@@ -4,6 +4,7 @@ pub mod compare;
 pub mod latency;
 pub mod leaks;
 pub mod load;
+pub mod routing;
 pub mod startup;
 pub mod switching;
 
@@ -18,6 +19,10 @@ use testbed::{Daemon, GraphWatcher, TestBed};
 /// The sinks of every bed; the first is the default.
 pub const SINKS: [&str; 4] = ["speakers", "game", "chat", "music"];
 
+/// The daemon config of the scenarios that route by rule: apps named
+/// `Game*` go to the sink `game`.
+pub const GAME_RULE: &str = "[[rule]]\nmatch = { \"application.name\" = \"Game*\" }\nsink = \"game\"\n";
+
 /// How long anything that involves PipeWire may take before it is a failure.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -28,6 +33,9 @@ pub struct Config {
     pub quick: bool,
     /// A daemon built with `--features count-alloc`, for allocations per event.
     pub count_alloc_daemon: Option<PathBuf>,
+    /// New streams per configuration in the routing scenario (its default
+    /// when `None`).
+    pub new_streams: Option<usize>,
 }
 
 impl Config {
