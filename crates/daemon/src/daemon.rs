@@ -221,11 +221,6 @@ impl Daemon {
         crate::snapshot::fill(&mut self.staging, view, self.apps_dirty);
     }
 
-    /// Whether the `default` metadata is bound.
-    pub fn metadata_bound(&self) -> bool {
-        self.metadata_bound
-    }
-
     /// The `default` metadata appeared (`true`: every pin we hold is written
     /// again, since it starts empty and writes made without it were lost) or
     /// went away (the session manager stopped).

@@ -168,12 +168,6 @@ impl Requests {
         (answers, deferrals)
     }
 
-    /// A connection went away: nothing to answer there.
-    pub fn forget_client(&mut self, token: Token) {
-        self.waiting.retain(|w| w.token != token);
-        self.early.retain(|e| e.token != token);
-    }
-
     /// The connection to PipeWire was lost: round trips in flight will
     /// never complete; what waited for them is answered at its deadline or
     /// when the graph shows it after the reconnect.

@@ -229,11 +229,6 @@ impl ControlServer {
         self.flush(token);
     }
 
-    /// Whether requests wait to be let through by [`ControlServer::dispatch`].
-    pub fn has_resumable(&self) -> bool {
-        !self.resume.is_empty()
-    }
-
     /// Sends a status line to every subscriber. A subscriber whose socket is
     /// full gets only the newest line once it drains: a status bar needs the
     /// current state, not every state in between, and its buffer stays
