@@ -46,7 +46,7 @@ extern "C" {
 /* header.magic: the bytes "PVMS" read as a little-endian uint32_t. */
 #define PVM_MAGIC 0x534D5650u
 /* header.version of this layout. */
-#define PVM_LAYOUT_VERSION 1u
+#define PVM_LAYOUT_VERSION 2u
 
 #define PVM_MAX_SINKS 8
 #define PVM_MAX_APPS 128
@@ -55,6 +55,7 @@ extern "C" {
 #define PVM_SINK_DESCRIPTION_LEN 112
 #define PVM_APP_NAME_LEN 80
 #define PVM_APP_SINK_LEN 64
+#define PVM_SINK_OUTPUT_LEN 48
 
 /* A node id meaning "none" (unused entries of pvm_app.stream_ids). */
 #define PVM_NO_ID 0xFFFFFFFFu
@@ -88,6 +89,15 @@ extern "C" {
 #define PVM_SINK_DESCRIPTION_TRUNCATED (1u << 3)
 /* Volume and mute live in the device's Route param. */
 #define PVM_SINK_DEVICE_BACKED (1u << 4)
+/* output was truncated. */
+#define PVM_SINK_OUTPUT_TRUNCATED (1u << 5)
+
+/* ---- pvm_sink.kind ------------------------------------------------------- */
+
+/* Any sink the daemon did not make (sound card, headset, other virtual sink). */
+#define PVM_SINK_KIND_DEVICE 0u
+/* A channel the daemon made from a [[channel]] of its config. */
+#define PVM_SINK_KIND_CHANNEL 1u
 
 /* ---- pvm_app.flags ------------------------------------------------------- */
 
@@ -141,7 +151,9 @@ struct pvm_sink {
 	uint64_t serial;   /* 16: object.serial */
 	char name[PVM_SINK_NAME_LEN];               /*  24: node.name */
 	char description[PVM_SINK_DESCRIPTION_LEN]; /*  88: node.description */
-	uint8_t reserved[56];                       /* 200: zero */
+	uint32_t kind;      /* 200: PVM_SINK_KIND_* */
+	uint32_t output_id; /* 204: a channel's output sink (node id); PVM_NO_ID if none */
+	char output[PVM_SINK_OUTPUT_LEN];           /* 208: its node.name; empty if none */
 };
 
 /* One application: all its output streams (256 bytes). */

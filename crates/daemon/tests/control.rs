@@ -504,7 +504,7 @@ fn ping_version_and_status_answer_as_documented() {
     assert_eq!(
         conn.ask("VERSION"),
         format!(
-            "OK pipewire-volume-mixer-daemon {} protocol 1 shm {}",
+            "OK pipewire-volume-mixer-daemon {} protocol 2 shm {}",
             env!("CARGO_PKG_VERSION"),
             pvm_ipc::layout::LAYOUT_VERSION
         )

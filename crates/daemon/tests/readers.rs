@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pvm_ipc::layout::{
     app_flags, header_flags, sink_flags, AppSlot, Header, SinkSlot, Snapshot, TargetSource, APP_NAME_LEN, APP_SINK_LEN,
-    LAYOUT_VERSION, MAGIC, MAX_APPS, MAX_SINKS, MAX_STREAMS_PER_APP, NO_ID, SINK_DESCRIPTION_LEN, SINK_NAME_LEN,
+    LAYOUT_VERSION, MAGIC, MAX_APPS, MAX_SINKS, MAX_STREAMS_PER_APP, NO_ID, SINK_DESCRIPTION_LEN, SINK_NAME_LEN, SINK_OUTPUT_LEN, SinkKind,
     SNAPSHOT_SIZE,
 };
 use serde_json::Value;
@@ -83,7 +83,7 @@ fn layout_check_source() -> String {
         SinkSlot,
         "pvm_sink",
         &snapshot.sinks[0],
-        [id, flags, volume, channels, serial, name, description, reserved]
+        [id, flags, volume, channels, serial, name, description, kind, output_id, output]
     );
     field_asserts!(
         c,
@@ -104,6 +104,7 @@ fn layout_check_source() -> String {
         ("PVM_SINK_DESCRIPTION_LEN", SINK_DESCRIPTION_LEN as u64),
         ("PVM_APP_NAME_LEN", APP_NAME_LEN as u64),
         ("PVM_APP_SINK_LEN", APP_SINK_LEN as u64),
+        ("PVM_SINK_OUTPUT_LEN", SINK_OUTPUT_LEN as u64),
         ("PVM_NO_ID", NO_ID.into()),
         ("PVM_SNAPSHOT_SIZE", SNAPSHOT_SIZE as u64),
         ("PVM_HEADER_RUNNING", header_flags::RUNNING.into()),
@@ -117,6 +118,9 @@ fn layout_check_source() -> String {
         ("PVM_SINK_NAME_TRUNCATED", sink_flags::NAME_TRUNCATED.into()),
         ("PVM_SINK_DESCRIPTION_TRUNCATED", sink_flags::DESCRIPTION_TRUNCATED.into()),
         ("PVM_SINK_DEVICE_BACKED", sink_flags::DEVICE_BACKED.into()),
+        ("PVM_SINK_OUTPUT_TRUNCATED", sink_flags::OUTPUT_TRUNCATED.into()),
+        ("PVM_SINK_KIND_DEVICE", SinkKind::Device as u64),
+        ("PVM_SINK_KIND_CHANNEL", SinkKind::Channel as u64),
         ("PVM_APP_ACTIVE", app_flags::ACTIVE.into()),
         ("PVM_APP_MOVABLE", app_flags::MOVABLE.into()),
         ("PVM_APP_MUTED", app_flags::MUTED.into()),

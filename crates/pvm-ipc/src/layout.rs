@@ -1,4 +1,8 @@
-//! Layout version 1 of the shared-memory snapshot.
+//! Layout version 2 of the shared-memory snapshot.
+//!
+//! Version 2 added, in bytes that were reserved in version 1, each sink's
+//! kind (a channel the daemon made, or any other sink) and a channel's
+//! current output; a version-1 reader refuses it, as it must.
 //!
 //! The file is one [`Snapshot`]: a 64-byte [`Header`], [`MAX_SINKS`] sink
 //! slots and [`MAX_APPS`] app slots, `#[repr(C)]`, little-endian, no pointers.
@@ -14,7 +18,7 @@ use bytemuck::{Pod, Zeroable};
 /// `magic`: the bytes `"PVMS"` read as a little-endian `u32`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"PVMS");
 /// The layout described here.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Sink slots in the snapshot.
 pub const MAX_SINKS: usize = 8;
 /// App slots in the snapshot.
@@ -29,6 +33,8 @@ pub const SINK_DESCRIPTION_LEN: usize = 112;
 pub const APP_NAME_LEN: usize = 80;
 /// Bytes of the sink names held in an app slot.
 pub const APP_SINK_LEN: usize = 64;
+/// Bytes of a channel's output `node.name` held in a sink slot.
+pub const SINK_OUTPUT_LEN: usize = 48;
 /// Node id meaning "none".
 pub const NO_ID: u32 = u32::MAX;
 
@@ -61,6 +67,37 @@ pub mod sink_flags {
     pub const DESCRIPTION_TRUNCATED: u32 = 1 << 3;
     /// Volume and mute live in the device's `Route` param.
     pub const DEVICE_BACKED: u32 = 1 << 4;
+    /// `output` was truncated.
+    pub const OUTPUT_TRUNCATED: u32 = 1 << 5;
+}
+
+/// What a sink is ([`SinkSlot::kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum SinkKind {
+    /// Any sink the daemon did not make: a sound card, a Bluetooth headset,
+    /// a virtual sink made elsewhere.
+    Device = 0,
+    /// A channel the daemon made from a `[[channel]]` of its config.
+    Channel = 1,
+}
+
+impl SinkKind {
+    /// Decodes the `kind` field; unknown values read as a device.
+    pub fn from_u32(v: u32) -> Self {
+        match v {
+            1 => Self::Channel,
+            _ => Self::Device,
+        }
+    }
+
+    /// The name used in JSON and in `pvmctl status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Device => "device",
+            Self::Channel => "channel",
+        }
+    }
 }
 
 /// Bits of [`AppSlot::flags`].
@@ -165,8 +202,13 @@ pub struct SinkSlot {
     pub name: [u8; SINK_NAME_LEN],
     /// `node.description`.
     pub description: [u8; SINK_DESCRIPTION_LEN],
-    /// Reserved, zero.
-    pub reserved: [u8; 56],
+    /// [`SinkKind`] as `u32`.
+    pub kind: u32,
+    /// A channel's current output: the node id of the sink its audio goes
+    /// to; [`NO_ID`] for a channel without output and for every device.
+    pub output_id: u32,
+    /// A channel's current output: that sink's `node.name`; empty if none.
+    pub output: [u8; SINK_OUTPUT_LEN],
 }
 
 /// One application: all output streams with the same app identity (256 bytes).
@@ -254,6 +296,14 @@ impl SinkSlot {
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }
+    /// What the sink is.
+    pub fn kind(&self) -> SinkKind {
+        SinkKind::from_u32(self.kind)
+    }
+    /// A channel's current output (`node.name`), if any.
+    pub fn output(&self) -> Option<std::borrow::Cow<'_, str>> {
+        (self.output_id != NO_ID && self.kind() == SinkKind::Channel).then(|| read_str(&self.output))
+    }
 }
 
 impl AppSlot {
@@ -311,7 +361,9 @@ mod tests {
         assert_eq!(offset_of!(SinkSlot, serial), 16);
         assert_eq!(offset_of!(SinkSlot, name), 24);
         assert_eq!(offset_of!(SinkSlot, description), 88);
-        assert_eq!(offset_of!(SinkSlot, reserved), 200);
+        assert_eq!(offset_of!(SinkSlot, kind), 200);
+        assert_eq!(offset_of!(SinkSlot, output_id), 204);
+        assert_eq!(offset_of!(SinkSlot, output), 208);
     }
 
     #[test]

@@ -23,8 +23,8 @@
 
 use std::fmt;
 
-/// Version of this protocol, reported by `VERSION`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol, reported by `VERSION`. Version 2 added `OUTPUT`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest accepted request line in bytes, not counting the `\n` or `\r\n`.
 pub const MAX_LINE: usize = 4096;
@@ -109,6 +109,45 @@ impl MuteAction {
     }
 }
 
+/// Where a channel sends its audio: the `<output>` of `OUTPUT` and the
+/// `output` of a `[[channel]]` in the config.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OutputChoice {
+    /// `default`: the default output device, followed as it changes.
+    Default,
+    /// `none`: nowhere (the channel is silent).
+    None,
+    /// A sink's `node.name`; while it is missing, the default output device.
+    Sink(String),
+}
+
+impl OutputChoice {
+    /// `default`, `none`, or a sink name (exactly these lower-case words are
+    /// keywords; any other word is a sink's `node.name`).
+    pub fn parse(word: &str) -> OutputChoice {
+        match word {
+            "default" => OutputChoice::Default,
+            "none" => OutputChoice::None,
+            sink => OutputChoice::Sink(sink.to_owned()),
+        }
+    }
+
+    /// The word as written in the protocol and the config.
+    pub fn as_word(&self) -> &str {
+        match self {
+            OutputChoice::Default => "default",
+            OutputChoice::None => "none",
+            OutputChoice::Sink(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for OutputChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_word())
+    }
+}
+
 /// One request to the daemon.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
@@ -171,6 +210,14 @@ pub enum Request {
         /// Sink `node.name`.
         sink: String,
     },
+    /// `OUTPUT <channel> <sink|default|none>`: where a channel's audio goes,
+    /// persistently.
+    Output {
+        /// The channel's `node.name`.
+        channel: String,
+        /// Its new output.
+        output: OutputChoice,
+    },
 }
 
 /// Every command word with its usage line, in documentation order.
@@ -188,6 +235,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("SET_APP_VOLUME", "SET_APP_VOLUME <app> <0.0-1.0>"),
     ("MUTE_APP", "MUTE_APP <app> <true|false|toggle>"),
     ("SET_DEFAULT", "SET_DEFAULT <sink>"),
+    ("OUTPUT", "OUTPUT <channel> <sink|default|none>"),
 ];
 
 fn command_list() -> String {
@@ -215,6 +263,7 @@ impl Request {
             Request::SetAppVolume { .. } => "SET_APP_VOLUME",
             Request::MuteApp { .. } => "MUTE_APP",
             Request::SetDefault { .. } => "SET_DEFAULT",
+            Request::Output { .. } => "OUTPUT",
         }
     }
 
@@ -267,6 +316,10 @@ impl Request {
                 push(mute.as_word());
             }
             Request::SetDefault { sink } => push(&quote(sink)),
+            Request::Output { channel, output } => {
+                push(&quote(channel));
+                push(&quote(output.as_word()));
+            }
         }
         line
     }
@@ -338,6 +391,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
         "SET_APP_VOLUME" => Request::SetAppVolume { app: args.name("<app>")?, volume: args.volume()? },
         "MUTE_APP" => Request::MuteApp { app: args.name("<app>")?, mute: args.mute()? },
         "SET_DEFAULT" => Request::SetDefault { sink: args.name("<sink>")? },
+        "OUTPUT" => Request::Output {
+            channel: args.name("<channel>")?,
+            output: OutputChoice::parse(&args.name("<sink|default|none>")?),
+        },
         _ => unreachable!("COMMANDS and this match list the same words"),
     };
     args.finish()?;

@@ -4,7 +4,8 @@
 //! ```json
 //! {"generation":42,"running":true,"connected":true,"overflow":false,"truncated":false,
 //!  "default_sink":"game","total_sinks":2,"total_apps":1,
-//!  "sinks":[{"id":40,"name":"game","description":"Game","volume":0.5,"muted":false,"default":true,"channels":2}],
+//!  "sinks":[{"id":40,"name":"game","description":"Game","volume":0.5,"muted":false,"default":false,"channels":2,
+//!            "kind":"channel","output":"headphones"}],
 //!  "apps":[{"name":"Firefox","sink":"game","streams":[71],"active":true,"volume":1.0,"muted":false,
 //!           "target":"game","target_source":"rule","movable":true}]}
 //! ```
@@ -61,6 +62,12 @@ pub struct SinkStatus {
     pub default: bool,
     /// Number of channels.
     pub channels: u32,
+    /// `"channel"` (made by the daemon from a `[[channel]]`) or `"device"`
+    /// (any other sink).
+    pub kind: String,
+    /// A channel's current output (`node.name`): where its audio goes.
+    /// `None` for a channel without output and for every device.
+    pub output: Option<String>,
 }
 
 /// One application.
@@ -106,6 +113,8 @@ impl From<&SinkSlot> for SinkStatus {
             muted: slot.has(sink_flags::MUTED),
             default: slot.has(sink_flags::DEFAULT),
             channels: slot.channels,
+            kind: slot.kind().as_str().to_owned(),
+            output: slot.output().map(|o| o.into_owned()),
         }
     }
 }
@@ -167,7 +176,7 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{write_str, MAX_APPS, NO_ID};
+    use crate::layout::{write_str, SinkKind, MAX_APPS, NO_ID};
 
     fn two_sinks_one_app() -> Box<Snapshot> {
         let mut snap = Snapshot::new_boxed();
@@ -185,6 +194,9 @@ mod tests {
         game.channels = 2;
         write_str(&mut game.name, "game");
         write_str(&mut game.description, "Game");
+        game.kind = SinkKind::Channel as u32;
+        game.output_id = 41;
+        write_str(&mut game.output, "chat");
 
         let chat = &mut snap.sinks[1];
         chat.id = 41;
@@ -193,6 +205,7 @@ mod tests {
         chat.channels = 1;
         write_str(&mut chat.name, "chat");
         write_str(&mut chat.description, "Chat \"voice\"");
+        chat.output_id = NO_ID;
 
         let app = &mut snap.apps[0];
         app.flags = app_flags::ACTIVE | app_flags::MOVABLE;
@@ -229,8 +242,11 @@ mod tests {
                 muted: false,
                 default: true,
                 channels: 2,
+                kind: "channel".into(),
+                output: Some("chat".into()),
             }
         );
+        assert_eq!((status.sinks[1].kind.as_str(), status.sinks[1].output.as_deref()), ("device", None));
         assert!(status.sinks[1].muted);
         assert!(!status.sinks[1].default);
         assert_eq!(status.sinks[1].description, "Chat \"voice\"");
@@ -333,7 +349,10 @@ mod tests {
                 "truncated"
             ]
         );
-        assert_eq!(keys(&json["sinks"][0]), ["channels", "default", "description", "id", "muted", "name", "volume"]);
+        assert_eq!(
+            keys(&json["sinks"][0]),
+            ["channels", "default", "description", "id", "kind", "muted", "name", "output", "volume"]
+        );
         assert_eq!(
             keys(&json["apps"][0]),
             ["active", "movable", "muted", "name", "sink", "streams", "target", "target_source", "volume"]

@@ -48,7 +48,7 @@ fn err(r: Outcome) -> String {
 fn ping_and_version() {
     let (_d, mut d) = daemon();
     assert_eq!(ok(d.handle(Request::Ping)).as_deref(), Some("PONG"));
-    assert!(ok(d.handle(Request::Version)).unwrap().contains("protocol 1"));
+    assert!(ok(d.handle(Request::Version)).unwrap().contains("protocol 2"));
 }
 
 #[test]
