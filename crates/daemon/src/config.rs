@@ -20,6 +20,9 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
+use pvm_ipc::protocol::OutputChoice;
+
+use crate::channels::ChannelSpec;
 use crate::rules::{MatchKey, Matcher, Rule, RuleError, RuleSet};
 
 /// The daemon's configuration.
@@ -27,6 +30,8 @@ use crate::rules::{MatchKey, Matcher, Rule, RuleError, RuleSet};
 pub struct Config {
     /// Routing rules, first match wins.
     pub rules: RuleSet,
+    /// The channels the daemon makes, in file order.
+    pub channels: Vec<ChannelSpec>,
 }
 
 /// A 1-based line and column (in characters) in a text file.
@@ -107,6 +112,17 @@ impl fmt::Display for ConfigError {
 struct RawConfig {
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    channel: Vec<Spanned<RawChannel>>,
+}
+
+/// One `[[channel]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    name: Option<Spanned<String>>,
+    description: Option<Spanned<String>>,
+    output: Option<Spanned<String>>,
 }
 
 /// One `[[rule]]` as written.
@@ -152,18 +168,77 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let (position, message) = Position::of_toml_error(text, &e);
         ConfigError { file: path.to_owned(), position, message }
     })?;
+    let located = |Invalid { span, message }| ConfigError {
+        file: path.to_owned(),
+        position: Some(Position::at(text, span.start)),
+        message,
+    };
     let rules = raw
         .rule
         .into_iter()
         .enumerate()
         .map(|(index, raw_rule)| validate_rule(index + 1, raw_rule))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|Invalid { span, message }| ConfigError {
-            file: path.to_owned(),
-            position: Some(Position::at(text, span.start)),
-            message,
-        })?;
-    Ok(Config { rules: RuleSet::new(rules) })
+        .map_err(located)?;
+    let channels = validate_channels(raw.channel).map_err(located)?;
+    Ok(Config { rules: RuleSet::new(rules), channels })
+}
+
+/// Longest channel name: a `node.name` that fits the snapshot's sink slot.
+const MAX_CHANNEL_NAME: usize = pvm_ipc::layout::SINK_NAME_LEN;
+
+/// Turns the `[[channel]]` tables into specs: each has a name, names are
+/// unique, and no channel is another channel's output.
+fn validate_channels(raw: Vec<Spanned<RawChannel>>) -> Result<Vec<ChannelSpec>, Invalid> {
+    let mut specs: Vec<ChannelSpec> = Vec::with_capacity(raw.len());
+    let mut outputs = Vec::with_capacity(raw.len());
+    for (index, raw) in raw.into_iter().enumerate() {
+        let number = index + 1;
+        let span = raw.span();
+        let RawChannel { name, description, output } = raw.into_inner();
+        let name = name.ok_or_else(|| Invalid::new(span.clone(), format!("channel {number} has no `name`")))?;
+        let name_span = name.span();
+        let name = name.into_inner();
+        if name.is_empty() {
+            return Err(Invalid::new(name_span, format!("channel {number} has an empty `name`")));
+        }
+        if name.len() > MAX_CHANNEL_NAME || name.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                name_span,
+                format!("channel {number}: `name` must be at most {MAX_CHANNEL_NAME} bytes without control characters"),
+            ));
+        }
+        if matches!(name.as_str(), "default" | "none") {
+            return Err(Invalid::new(name_span, format!("channel {number}: `{name}` is a keyword of `output`")));
+        }
+        if specs.iter().any(|s| s.name == name) {
+            return Err(Invalid::new(name_span, format!("channel {number}: another channel is named \"{name}\"")));
+        }
+        let description = description.map(Spanned::into_inner).filter(|d| !d.is_empty()).unwrap_or_else(|| name.clone());
+        let (output, output_span) = match output {
+            Some(o) => {
+                let span = o.span();
+                (OutputChoice::parse(o.get_ref()), span)
+            }
+            None => (OutputChoice::Default, span),
+        };
+        if output == OutputChoice::Sink(String::new()) {
+            return Err(Invalid::new(output_span, format!("channel {number} has an empty `output`")));
+        }
+        outputs.push((number, output_span));
+        specs.push(ChannelSpec { name, description, output });
+    }
+    for (spec, (number, span)) in specs.iter().zip(outputs) {
+        if let OutputChoice::Sink(output) = &spec.output {
+            if specs.iter().any(|s| &s.name == output) {
+                return Err(Invalid::new(
+                    span,
+                    format!("channel {number}: `output` is the channel \"{output}\"; a channel's output must be a device"),
+                ));
+            }
+        }
+    }
+    Ok(specs)
 }
 
 /// A validation error at a byte range of the text.
@@ -445,6 +520,62 @@ sink = "music"
         let (line, col, message) = err("[rule]\nsink = \"game\"\n");
         assert_eq!((line, col), (1, 1));
         assert!(message.contains("expected a sequence"), "{message}");
+    }
+
+    #[test]
+    fn channels_parse_with_defaults_in_file_order() {
+        let config = ok(r#"
+[[channel]]
+name = "game"
+description = "Game"
+output = "headphones"
+
+[[channel]]
+name = "chat"
+
+[[channel]]
+name = "music"
+output = "none"
+
+[[rule]]
+match = { "media.role" = "Game" }
+sink = "game"
+"#);
+        let got: Vec<_> = config.channels.iter().map(|c| (c.name.as_str(), c.description.as_str(), &c.output)).collect();
+        assert_eq!(
+            got,
+            [
+                ("game", "Game", &OutputChoice::Sink("headphones".into())),
+                ("chat", "chat", &OutputChoice::Default),
+                ("music", "music", &OutputChoice::None),
+            ]
+        );
+        assert_eq!(config.rules.len(), 1);
+    }
+
+    #[test]
+    fn bad_channels_point_at_the_problem() {
+        let (line, col, message) = err("[[channel]]\ndescription = \"x\"\n");
+        assert_eq!((line, col, message.as_str()), (1, 1, "channel 1 has no `name`"));
+        let (line, col, message) = err("[[channel]]\nname = \"game\"\n[[channel]]\nname = \"game\"\n");
+        assert_eq!((line, col), (4, 8));
+        assert_eq!(message, "channel 2: another channel is named \"game\"");
+        let (line, col, message) =
+            err("[[channel]]\nname = \"game\"\noutput = \"chat\"\n[[channel]]\nname = \"chat\"\n");
+        assert_eq!((line, col), (3, 10));
+        assert!(message.contains("a channel's output must be a device"), "{message}");
+        let (_, _, message) = err("[[channel]]\nname = \"game\"\noutput = \"game\"\n");
+        assert!(message.contains("a channel's output must be a device"), "{message}");
+        let (_, _, message) = err("[[channel]]\nname = \"\"\n");
+        assert_eq!(message, "channel 1 has an empty `name`");
+        let (_, _, message) = err("[[channel]]\nname = \"none\"\n");
+        assert!(message.contains("keyword"), "{message}");
+        let (_, _, message) = err(&format!("[[channel]]\nname = \"{}\"\n", "x".repeat(65)));
+        assert!(message.contains("at most 64 bytes"), "{message}");
+        let (_, _, message) = err("[[channel]]\nname = \"game\"\nvolume = 0.5\n");
+        assert!(message.contains("unknown field `volume`"), "{message}");
+        let (_, _, message) = err("[[channel]]\nname = \"game\"\noutput = \"\"\n");
+        assert_eq!(message, "channel 1 has an empty `output`");
     }
 
     #[test]

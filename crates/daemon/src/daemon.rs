@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use pvm_ipc::layout::Snapshot;
-use pvm_ipc::protocol::{MuteAction, Request, Response};
+use pvm_ipc::protocol::{MuteAction, OutputChoice, Request, Response};
 use pvm_ipc::status::Status;
 
+use crate::channels::{self, ChannelAction, Wiring};
 use crate::config::{self, Config};
 use crate::expect::Expect;
 use crate::model::{volume, Channels, GraphEvent, Mixer};
@@ -49,6 +50,8 @@ pub enum Action {
         /// `node.name`.
         name: String,
     },
+    /// Make, link or remove a channel.
+    Channel(ChannelAction),
 }
 
 /// What a request comes to.
@@ -92,6 +95,8 @@ pub struct Files {
 pub struct Daemon {
     mixer: Mixer,
     router: Router,
+    /// The channels' sinks and links: what is asked of PipeWire.
+    wiring: Wiring,
     config: Config,
     routes: RouteStore,
     files: Files,
@@ -123,6 +128,7 @@ impl Daemon {
         Daemon {
             mixer: Mixer::new(),
             router: Router::new(),
+            wiring: Wiring::new(),
             config,
             routes,
             files,
@@ -194,6 +200,9 @@ impl Daemon {
     pub fn on_synced(&mut self) {
         self.connected = true;
         self.mark_dirty(Instant::now());
+        // Only now is it known which channels exist (made by an earlier run,
+        // adopted) and which must be made.
+        self.reconcile_channels();
     }
 
     /// Connection lost: the graph is void until we are back.
@@ -205,6 +214,7 @@ impl Daemon {
     fn forget_graph(&mut self) {
         self.mixer.clear();
         self.router.clear();
+        self.wiring.clear();
         self.deferred.clear();
         self.connected = false;
         self.metadata_bound = false;
@@ -278,6 +288,9 @@ impl Daemon {
             _ => None,
         };
         let changed = self.mixer.apply(event);
+        if changed.wiring {
+            self.reconcile_channels();
+        }
         if let Some(id) = started {
             self.reapply_deferred(id);
         }
@@ -336,6 +349,43 @@ impl Daemon {
         }
     }
 
+    /// Asks PipeWire for whatever the channels lack (see [`channels`]).
+    fn reconcile_channels(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let routes = &self.routes;
+        let actions = self.wiring.reconcile(&self.mixer, &self.config.channels, |name| routes.output(name));
+        for a in actions {
+            match &a {
+                ChannelAction::Create { name, .. } => tracing::info!(channel = name, "creating channel"),
+                ChannelAction::Link { output_node, input_node, .. } => {
+                    tracing::debug!(channel = output_node, output = input_node, "linking channel")
+                }
+                ChannelAction::Destroy { id, why } => tracing::info!(id, why, "removing"),
+            }
+            self.actions.push(Action::Channel(a));
+        }
+    }
+
+    /// Whether channel actions were issued since the last call: a round
+    /// trip must follow them (see [`Daemon::on_wiring_synced`]).
+    pub fn take_wiring_unsettled(&mut self) -> bool {
+        self.wiring.take_unsettled()
+    }
+
+    /// A round trip sent after channel actions completed: what they made is
+    /// announced; whatever is still missing is asked for again.
+    pub fn on_wiring_synced(&mut self) {
+        self.wiring.settled();
+        self.reconcile_channels();
+    }
+
+    /// The channels of the config.
+    pub fn channel_specs(&self) -> &[channels::ChannelSpec] {
+        &self.config.channels
+    }
+
     /// Re-decides every stream (config or routes changed).
     fn reroute_all(&mut self) {
         let mut out = Vec::new();
@@ -349,8 +399,15 @@ impl Daemon {
     pub fn reload_config(&mut self) -> Result<(), String> {
         match config::load(&self.files.config) {
             Ok(cfg) => {
-                tracing::info!(path = %self.files.config.display(), rules = cfg.rules.len(), "config loaded");
+                tracing::info!(
+                    path = %self.files.config.display(),
+                    rules = cfg.rules.len(),
+                    channels = cfg.channels.len(),
+                    "config loaded"
+                );
                 self.config = cfg;
+                self.wiring.retry();
+                self.reconcile_channels();
                 self.reroute_all();
                 Ok(())
             }
@@ -427,6 +484,7 @@ impl Daemon {
             Request::SetAppVolume { app, volume } => return self.set_app(&app, Some(volume), None),
             Request::MuteApp { app, mute } => return self.set_app(&app, None, Some(mute)),
             Request::SetDefault { sink } => return self.set_default(&sink),
+            Request::Output { channel, output } => return self.set_output(&channel, output),
         };
         Outcome::now(result)
     }
@@ -487,6 +545,52 @@ impl Daemon {
         }
         self.actions.push(Action::DefaultSink { name: name.clone() });
         Outcome::wait(Expect::DefaultSink { name })
+    }
+
+    fn set_output(&mut self, channel: &str, output: OutputChoice) -> Outcome {
+        let q = pvm_ipc::protocol::quote;
+        let Some(spec) = self.config.channels.iter().find(|c| c.name == channel) else {
+            let known: Vec<&str> = self.config.channels.iter().map(|c| c.name.as_str()).collect();
+            let known = if known.is_empty() { "none configured".to_owned() } else { known.join(", ") };
+            return Outcome::now(Err(format!("unknown channel {} (channels: {known})", q(channel))));
+        };
+        if let OutputChoice::Sink(name) = &output {
+            if name == channel {
+                return Outcome::now(Err(format!("channel {} cannot be its own output", q(channel))));
+            }
+            let is_channel = self.config.channels.iter().any(|c| &c.name == name)
+                || self.mixer.sink_by_name(name).is_some_and(|s| s.props.channel);
+            if is_channel {
+                return Outcome::now(Err(format!("{} is a channel; a channel's output must be a device", q(name))));
+            }
+            if self.connected && self.mixer.sink_by_name(name).is_none() {
+                return Outcome::now(self.find_sink(name).map(|_| None));
+            }
+        }
+        // The config's choice needs no entry in the state file.
+        let stored = (output != spec.output).then_some(&output);
+        let previous = self.routes.output(channel);
+        if self.routes.set_output(channel, stored) {
+            if let Err(e) = self.routes.save() {
+                self.routes.set_output(channel, previous.as_ref());
+                self.stats.errors += 1;
+                return Outcome::now(Err(format!("cannot save routes: {e}")));
+            }
+        }
+        if !self.connected {
+            return Outcome::now(Ok(Some(
+                "pending: not connected to PipeWire; the output is kept and wired when it is back".into(),
+            )));
+        }
+        let Some(node) = self.mixer.sink_by_name(channel).filter(|s| s.props.channel) else {
+            return Outcome::now(Ok(Some(format!("pending: channel {} does not exist yet", q(channel)))));
+        };
+        let target = channels::resolve_output(&self.mixer, &output, node.id);
+        let target_name = target.and_then(|id| self.mixer.sink(id)).map(|s| s.name().to_owned());
+        self.wiring.retry();
+        self.reconcile_channels();
+        self.mark_sinks_dirty(Instant::now());
+        Outcome::wait(Expect::ChannelOutput { channel: channel.to_owned(), output: target_name })
     }
 
     fn need_connection(&self) -> Result<(), String> {

@@ -41,6 +41,13 @@ pub enum Expect {
         /// `node.name` asked for.
         name: String,
     },
+    /// A channel's audio going to one output (or nowhere), and only there.
+    ChannelOutput {
+        /// The channel's `node.name`.
+        channel: String,
+        /// `node.name` of the output; `None`: no output.
+        output: Option<String>,
+    },
     /// Every movable stream of an app linked to one sink, and only to it.
     AppOn {
         /// App name.
@@ -123,6 +130,23 @@ impl Expect {
                     Check::NotYet
                 }
             }
+            Expect::ChannelOutput { channel, output } => {
+                let Some(node) = mixer.sink_by_name(channel).filter(|s| s.props.channel) else {
+                    return Check::Failed(format!("channel {} went away", quote(channel)));
+                };
+                let want = match output {
+                    Some(name) => match mixer.sink_by_name(name) {
+                        Some(sink) => vec![sink.id],
+                        None => return Check::Failed(format!("sink {} went away", quote(name))),
+                    },
+                    None => Vec::new(),
+                };
+                if mixer.sink_outputs(node.id) == want {
+                    Check::Met
+                } else {
+                    Check::NotYet
+                }
+            }
             Expect::AppOn { app, sink } => {
                 let Some(target) = mixer.sink_by_name(sink) else {
                     return Check::Pending(format!("sink {} does not exist", quote(sink)));
@@ -165,6 +189,11 @@ impl Expect {
                     quote(sink)
                 )))
             }
+            Expect::ChannelOutput { channel, .. } => Response::Ok(Some(format!(
+                "pending: the links of channel {} are not all in place yet; the output is kept and wired when \
+                 PipeWire allows",
+                quote(channel)
+            ))),
             other => Response::Error(format!("timeout: PipeWire did not show {} in time", other.describe())),
         }
     }
@@ -176,6 +205,11 @@ impl Expect {
             Expect::Streams { app, .. } => format!("the new volume or mute of app {}", quote(app)),
             Expect::DefaultSink { name } => format!("{} as the default sink", quote(name)),
             Expect::AppOn { app, sink } => format!("app {} on sink {}", quote(app), quote(sink)),
+            Expect::ChannelOutput { channel, output } => format!(
+                "channel {} playing to {}",
+                quote(channel),
+                output.as_deref().map_or_else(|| "nothing".to_owned(), quote)
+            ),
         }
     }
 }
@@ -240,8 +274,8 @@ mod tests {
         let props =
             NodeProps::from_pairs([("media.class", "Audio/Sink"), ("node.name", "chat"), ("object.serial", "8")]);
         m.apply(GraphEvent::NodeAdded { id: 31, props });
-        m.apply(GraphEvent::LinkAdded { id: 50, output_node: 40, input_node: 31 });
-        m.apply(GraphEvent::LinkAdded { id: 51, output_node: 40, input_node: 30 });
+        m.apply(GraphEvent::link(50, 40, 31));
+        m.apply(GraphEvent::link(51, 40, 30));
         assert_eq!(on.check(&m, true), Check::NotYet, "still linked to chat too");
         m.apply(GraphEvent::Removed { id: 50 });
         assert_eq!(on.check(&m, true), Check::Met);

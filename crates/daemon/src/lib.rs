@@ -10,6 +10,7 @@
 
 pub mod alloc_count;
 pub mod atomic_file;
+pub mod channels;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -1,13 +1,17 @@
-//! Persisted `ROUTE` decisions: application name to sink `node.name`.
+//! Persisted `ROUTE` and `OUTPUT` decisions: application name to sink
+//! `node.name`, and channel to output.
 //!
 //! They live in a small TOML file (by default
 //! `$XDG_STATE_HOME/pipewire-volume-mixer/routes.toml`) and take precedence
 //! over the config rules:
 //!
 //! ```toml
-//! # Written by pipewire-volume-mixer-daemon; ROUTE/UNROUTE change it.
+//! # Written by pipewire-volume-mixer-daemon; ROUTE, UNROUTE and OUTPUT change it.
 //! [routes]
 //! "Music Player" = "chat"
+//!
+//! [outputs]
+//! game = "alsa_output.usb-headset.analog-stereo"
 //! ```
 //!
 //! The file is replaced atomically on every save, so a crash leaves either
@@ -26,7 +30,7 @@ use crate::atomic_file;
 use crate::config::Position;
 
 /// The first line of every routes file we write.
-pub const HEADER: &str = "# Written by pipewire-volume-mixer-daemon; ROUTE/UNROUTE change it.\n";
+pub const HEADER: &str = "# Written by pipewire-volume-mixer-daemon; ROUTE, UNROUTE and OUTPUT change it.\n";
 
 /// Why the routes file could not be read or written.
 #[derive(Debug, Error)]
@@ -72,12 +76,16 @@ fn located(file: &Path, position: Option<Position>, message: &str) -> String {
 struct RoutesFile {
     #[serde(default)]
     routes: BTreeMap<String, String>,
+    #[serde(default)]
+    outputs: BTreeMap<String, String>,
 }
 
 /// The file as written.
 #[derive(Serialize)]
 struct RoutesFileRef<'a> {
     routes: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    outputs: &'a BTreeMap<String, String>,
 }
 
 /// Routes chosen with `ROUTE`, backed by a file.
@@ -85,12 +93,14 @@ struct RoutesFileRef<'a> {
 pub struct RouteStore {
     path: PathBuf,
     routes: BTreeMap<String, String>,
+    /// Channel name to output word (`default`, `none` or a sink name).
+    outputs: BTreeMap<String, String>,
 }
 
 impl RouteStore {
     /// An empty store that will save to `path`. Nothing is read or written.
     pub fn empty(path: impl Into<PathBuf>) -> Self {
-        RouteStore { path: path.into(), routes: BTreeMap::new() }
+        RouteStore { path: path.into(), routes: BTreeMap::new(), outputs: BTreeMap::new() }
     }
 
     /// Reads the store from `path`; a missing file is an empty store.
@@ -110,7 +120,7 @@ impl RouteStore {
             }
         };
         match toml::from_str::<RoutesFile>(text) {
-            Ok(file) => Ok(RouteStore { path, routes: file.routes }),
+            Ok(file) => Ok(RouteStore { path, routes: file.routes, outputs: file.outputs }),
             Err(e) => {
                 let (position, message) = Position::of_toml_error(text, &e);
                 Err(RouteStoreError::Corrupt { file: path, position, message })
@@ -137,6 +147,20 @@ impl RouteStore {
         self.routes.remove(app).is_some()
     }
 
+    /// The output chosen for a channel with `OUTPUT`.
+    pub fn output(&self, channel: &str) -> Option<pvm_ipc::protocol::OutputChoice> {
+        self.outputs.get(channel).map(|o| pvm_ipc::protocol::OutputChoice::parse(o))
+    }
+
+    /// Chooses a channel's output (`None`: forget the choice, so the config
+    /// decides); returns whether anything changed.
+    pub fn set_output(&mut self, channel: &str, output: Option<&pvm_ipc::protocol::OutputChoice>) -> bool {
+        match output {
+            Some(o) => self.outputs.insert(channel.to_owned(), o.as_word().to_owned()).as_deref() != Some(o.as_word()),
+            None => self.outputs.remove(channel).is_some(),
+        }
+    }
+
     /// `(app, sink)` pairs, sorted by application name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.routes.iter().map(|(app, sink)| (app.as_str(), sink.as_str()))
@@ -157,7 +181,7 @@ impl RouteStore {
 
     /// The file content: the header comment, then the `[routes]` table.
     fn to_toml(&self) -> String {
-        let body = toml::to_string(&RoutesFileRef { routes: &self.routes })
+        let body = toml::to_string(&RoutesFileRef { routes: &self.routes, outputs: &self.outputs })
             .expect("a map of strings always serializes to TOML");
         let body = if body.trim().is_empty() { "[routes]\n".to_owned() } else { body };
         format!("{HEADER}{body}")

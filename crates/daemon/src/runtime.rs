@@ -54,6 +54,8 @@ pub struct Runtime {
     connection: RefCell<Connection>,
     requests: RefCell<Requests>,
     ready_sent: Cell<bool>,
+    /// The round trip that settles the channel actions sent so far.
+    wiring_sync: Cell<Option<i32>>,
     publish_pending: Cell<bool>,
     stats_armed: Cell<bool>,
     stats_path: PathBuf,
@@ -129,6 +131,7 @@ impl Runtime {
             connection: RefCell::new(Connection::new()),
             requests: RefCell::new(Requests::new()),
             ready_sent: Cell::new(false),
+            wiring_sync: Cell::new(None),
             publish_pending: Cell::new(false),
             stats_armed: Cell::new(false),
             stats_path: files.stats,
@@ -294,6 +297,7 @@ impl Runtime {
             return;
         }
         tracing::warn!("lost the connection to PipeWire: {why}");
+        self.wiring_sync.set(None);
         self.daemon.borrow_mut().on_disconnected();
         self.requests.borrow_mut().connection_lost();
         self.schedule_reconnect();
@@ -333,8 +337,21 @@ impl Runtime {
                 None => tracing::debug!("not connected: {} actions are re-derived after the reconnect", actions.len()),
             }
         }
+        self.sync_wiring();
         if self.daemon.borrow().is_dirty() {
             self.request_publish();
+        }
+    }
+
+    /// Channel actions were sent: one round trip after them tells what they
+    /// made (a newer one supersedes an older one: round trips complete in
+    /// order).
+    fn sync_wiring(&self) {
+        if !self.daemon.borrow_mut().take_wiring_unsettled() {
+            return;
+        }
+        if let Some(seq) = self.connection.borrow().sync() {
+            self.wiring_sync.set(Some(seq));
         }
     }
 
@@ -597,6 +614,11 @@ impl SessionEvents for Runtime {
                 self.answer_early();
             }
             Synced::Other => {
+                if self.wiring_sync.get() == Some(seq) {
+                    self.wiring_sync.set(None);
+                    self.daemon.borrow_mut().on_wiring_synced();
+                    self.after_change();
+                }
                 self.requests.borrow_mut().synced(seq);
                 self.sync_requests();
                 self.request_publish();

@@ -1,7 +1,7 @@
 //! Fills the shared-memory snapshot from the mixer's state.
 
 use pvm_ipc::layout::{
-    app_flags, header_flags, sink_flags, write_str, Snapshot, TargetSource, MAX_APPS, MAX_SINKS, MAX_STREAMS_PER_APP,
+    app_flags, header_flags, sink_flags, write_str, SinkKind, Snapshot, TargetSource, MAX_APPS, MAX_SINKS, MAX_STREAMS_PER_APP,
     NO_ID,
 };
 
@@ -38,7 +38,9 @@ pub fn fill(snap: &mut Snapshot, view: View<'_>, apps: bool) {
 
     let default = mixer.default_sink();
     let mut n_sinks = 0;
-    for (slot, sink) in snap.sinks.iter_mut().zip(mixer.sinks()) {
+    // Channels first: with more sinks than slots, they are the ones to show.
+    let ordered = mixer.sinks().filter(|s| s.props.channel).chain(mixer.sinks().filter(|s| !s.props.channel));
+    for (slot, sink) in snap.sinks.iter_mut().zip(ordered) {
         let mut f = 0;
         if sink.muted {
             f |= sink_flags::MUTED;
@@ -55,7 +57,16 @@ pub fn fill(snap: &mut Snapshot, view: View<'_>, apps: bool) {
         if write_str(&mut slot.description, sink.props.description.as_deref().unwrap_or("")) {
             f |= sink_flags::DESCRIPTION_TRUNCATED;
         }
-        truncated |= f & (sink_flags::NAME_TRUNCATED | sink_flags::DESCRIPTION_TRUNCATED) != 0;
+        let output = if sink.props.channel { mixer.sink_outputs(sink.id).first().copied() } else { None };
+        let output_name = output.and_then(|id| mixer.sink(id)).map_or("", |s| s.name());
+        if write_str(&mut slot.output, output_name) {
+            f |= sink_flags::OUTPUT_TRUNCATED;
+        }
+        slot.kind = if sink.props.channel { SinkKind::Channel } else { SinkKind::Device } as u32;
+        slot.output_id = output.unwrap_or(NO_ID);
+        truncated |= f
+            & (sink_flags::NAME_TRUNCATED | sink_flags::DESCRIPTION_TRUNCATED | sink_flags::OUTPUT_TRUNCATED)
+            != 0;
         slot.id = sink.id;
         slot.flags = f;
         slot.volume = volume::displayed(&sink.channels);

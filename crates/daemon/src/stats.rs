@@ -20,6 +20,8 @@ pub enum EventKind {
     DeviceRoute,
     /// A link appeared.
     LinkAdded,
+    /// A port of a sink appeared.
+    PortAdded,
     /// A global went away.
     Removed,
     /// The default sink changed.
@@ -29,12 +31,13 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    const ALL: [EventKind; 8] = [
+    const ALL: [EventKind; 9] = [
         EventKind::NodeAdded,
         EventKind::NodeInfo,
         EventKind::NodeVolume,
         EventKind::DeviceRoute,
         EventKind::LinkAdded,
+        EventKind::PortAdded,
         EventKind::Removed,
         EventKind::DefaultSink,
         EventKind::Metadata,
@@ -48,6 +51,7 @@ impl EventKind {
             GraphEvent::NodeVolume { .. } => EventKind::NodeVolume,
             GraphEvent::DeviceRoute { .. } => EventKind::DeviceRoute,
             GraphEvent::LinkAdded { .. } => EventKind::LinkAdded,
+            GraphEvent::PortAdded { .. } => EventKind::PortAdded,
             GraphEvent::Removed { .. } => EventKind::Removed,
             GraphEvent::DefaultSink { .. } => EventKind::DefaultSink,
         }
@@ -61,6 +65,7 @@ impl EventKind {
             EventKind::NodeVolume => "node_volume",
             EventKind::DeviceRoute => "device_route",
             EventKind::LinkAdded => "link_added",
+            EventKind::PortAdded => "port_added",
             EventKind::Removed => "removed",
             EventKind::DefaultSink => "default_sink",
             EventKind::Metadata => "metadata",

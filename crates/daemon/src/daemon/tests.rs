@@ -6,7 +6,7 @@ fn daemon() -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let files = Files { config: dir.path().join("config.toml"), state: dir.path().join("routes.toml") };
     let routes = RouteStore::load(&files.state).unwrap();
-    let d = Daemon::new(files, Config { rules: RuleSet::default() }, routes);
+    let d = Daemon::new(files, Config { rules: RuleSet::default(), channels: Vec::new() }, routes);
     (dir, d)
 }
 

@@ -62,6 +62,23 @@ pub enum GraphEvent {
         output_node: u32,
         /// `link.input.node`.
         input_node: u32,
+        /// `link.output.port`, if announced.
+        output_port: Option<u32>,
+        /// `link.input.port`, if announced.
+        input_port: Option<u32>,
+    },
+    /// A port global appeared.
+    PortAdded {
+        /// Port id.
+        id: u32,
+        /// `node.id` of its node.
+        node: u32,
+        /// Whether it is an output port (`port.direction` = `out`).
+        output: bool,
+        /// Whether it is a sink's monitor port (`port.monitor`).
+        monitor: bool,
+        /// `audio.channel`, e.g. `FL`.
+        channel: Option<intern::IStr>,
     },
     /// Any global went away.
     Removed {
@@ -76,6 +93,11 @@ pub enum GraphEvent {
 }
 
 impl GraphEvent {
+    /// A link between two nodes whose ports are not known (tests).
+    pub fn link(id: u32, output_node: u32, input_node: u32) -> GraphEvent {
+        GraphEvent::LinkAdded { id, output_node, input_node, output_port: None, input_port: None }
+    }
+
     /// The id of the object the event is about (0 for the default sink).
     pub fn subject(&self) -> u32 {
         match self {
@@ -83,6 +105,7 @@ impl GraphEvent {
             | GraphEvent::NodeInfo { id, .. }
             | GraphEvent::NodeVolume { id, .. }
             | GraphEvent::LinkAdded { id, .. }
+            | GraphEvent::PortAdded { id, .. }
             | GraphEvent::Removed { id } => *id,
             GraphEvent::DeviceRoute { device, .. } => *device,
             GraphEvent::DefaultSink { .. } => 0,
@@ -158,6 +181,36 @@ pub struct App {
     pub streams: Vec<u32>,
 }
 
+/// A port of a sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// Port id.
+    pub id: u32,
+    /// Its node.
+    pub node: u32,
+    /// An output port (a sink's monitor ports are its outputs).
+    pub output: bool,
+    /// A monitor port.
+    pub monitor: bool,
+    /// `audio.channel`.
+    pub channel: Option<intern::IStr>,
+}
+
+/// A link, as its global announced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Link id.
+    pub id: u32,
+    /// `link.output.node`.
+    pub output_node: u32,
+    /// `link.input.node`.
+    pub input_node: u32,
+    /// `link.output.port`.
+    pub output_port: Option<u32>,
+    /// `link.input.port`.
+    pub input_port: Option<u32>,
+}
+
 /// What an event changed, so the caller knows what to re-decide.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Changed {
@@ -167,6 +220,9 @@ pub struct Changed {
     pub stream: Option<u32>,
     /// The set of sinks changed (a sink came or went, or was renamed).
     pub sinks: bool,
+    /// What channels are wired to may have changed: a sink's port or a link
+    /// between sinks came or went, or the default sink changed.
+    pub wiring: bool,
 }
 
 /// The graph.
@@ -174,8 +230,10 @@ pub struct Changed {
 pub struct Mixer {
     sinks: BTreeMap<u32, Sink>,
     streams: BTreeMap<u32, Stream>,
-    /// link id -> (output node, input node), for every link we care about.
-    links: HashMap<u32, (u32, u32)>,
+    /// Every link, by id.
+    links: HashMap<u32, Link>,
+    /// The ports of sinks, by id.
+    ports: HashMap<u32, Port>,
     apps: Vec<App>,
     default_sink: Option<String>,
     /// Device id -> the sinks it backs.
@@ -202,12 +260,17 @@ impl Mixer {
             GraphEvent::DeviceRoute { device, index, route_device, channels, muted } => {
                 self.device_route(device, index, route_device, channels, muted)
             }
-            GraphEvent::LinkAdded { id, output_node, input_node } => self.link_added(id, output_node, input_node),
+            GraphEvent::LinkAdded { id, output_node, input_node, output_port, input_port } => {
+                self.link_added(Link { id, output_node, input_node, output_port, input_port })
+            }
+            GraphEvent::PortAdded { id, node, output, monitor, channel } => {
+                self.port_added(Port { id, node, output, monitor, channel })
+            }
             GraphEvent::Removed { id } => self.removed(id),
             GraphEvent::DefaultSink { name } => {
                 let visible = self.default_sink != name;
                 self.default_sink = name;
-                Changed { visible, ..Changed::default() }
+                Changed { visible, wiring: visible, ..Changed::default() }
             }
         }
     }
@@ -223,6 +286,7 @@ impl Mixer {
         let added = self.node_added_fresh(id, props);
         changed.visible |= added.visible;
         changed.sinks |= added.sinks;
+        changed.wiring |= added.wiring;
         changed.stream = added.stream;
         changed
     }
@@ -235,7 +299,7 @@ impl Mixer {
             self.sinks.insert(id, Sink { id, props, ..Sink::default() });
             // Streams may have been linked to this id before we knew it was a sink.
             self.relink_pending(id);
-            Changed { visible: true, sinks: true, ..Changed::default() }
+            Changed { visible: true, sinks: true, wiring: true, ..Changed::default() }
         } else if props.is_output_stream() {
             let app = intern::intern(props.app_identity());
             self.streams.insert(id, Stream { id, props, ..Stream::default() });
@@ -263,6 +327,9 @@ impl Mixer {
                 }
                 changed.visible = before != sink.props;
                 changed.sinks = before.node_name != sink.props.node_name;
+                changed.wiring = changed.sinks
+                    || before.channel != sink.props.channel
+                    || before.priority != sink.props.priority;
             }
             return changed;
         }
@@ -348,10 +415,26 @@ impl Mixer {
         Changed { visible, ..Changed::default() }
     }
 
-    fn link_added(&mut self, id: u32, output_node: u32, input_node: u32) -> Changed {
+    fn port_added(&mut self, port: Port) -> Changed {
+        let mut changed = if self.ports.contains_key(&port.id) { self.removed(port.id) } else { Changed::default() };
+        if self.sinks.contains_key(&port.node) {
+            self.ports.insert(port.id, port);
+            changed.wiring = true;
+        }
+        changed
+    }
+
+    fn link_added(&mut self, link: Link) -> Changed {
+        let Link { id, output_node, input_node, .. } = link;
         let mut changed = if self.links.contains_key(&id) { self.removed(id) } else { Changed::default() };
-        self.links.insert(id, (output_node, input_node));
+        self.links.insert(id, link);
         if !self.sinks.contains_key(&input_node) {
+            return changed;
+        }
+        if self.sinks.contains_key(&output_node) {
+            // A sink's monitor feeding another sink: a channel's output.
+            changed.wiring = true;
+            changed.visible = true;
             return changed;
         }
         let Some(stream) = self.streams.get_mut(&output_node) else {
@@ -365,7 +448,7 @@ impl Mixer {
     }
 
     fn relink_pending(&mut self, sink_id: u32) {
-        for (&link, &(out, inp)) in &self.links {
+        for (&link, &Link { output_node: out, input_node: inp, .. }) in &self.links {
             if inp != sink_id {
                 continue;
             }
@@ -379,7 +462,13 @@ impl Mixer {
     }
 
     fn removed(&mut self, id: u32) -> Changed {
-        if let Some((out, _)) = self.links.remove(&id) {
+        if self.ports.remove(&id).is_some() {
+            return Changed { wiring: true, ..Changed::default() };
+        }
+        if let Some(Link { output_node: out, input_node: inp, .. }) = self.links.remove(&id) {
+            if self.sinks.contains_key(&out) && self.sinks.contains_key(&inp) {
+                return Changed { visible: true, wiring: true, ..Changed::default() };
+            }
             if let Some(stream) = self.streams.get_mut(&out) {
                 let before = stream.sink_id();
                 stream.links.retain(|&(l, _)| l != id);
@@ -399,7 +488,8 @@ impl Mixer {
             for stream in self.streams.values_mut() {
                 stream.links.retain(|&(_, s)| s != id);
             }
-            return Changed { visible: true, sinks: true, ..Changed::default() };
+            self.ports.retain(|_, p| p.node != id);
+            return Changed { visible: true, sinks: true, wiring: true, ..Changed::default() };
         }
         if let Some(stream) = self.streams.remove(&id) {
             self.remove_from_app(stream.props.app_identity(), id);
@@ -470,6 +560,31 @@ impl Mixer {
         self.apps.iter().find(|a| &*a.name == name)
     }
 
+    /// The ports of a node (only sinks' ports are kept).
+    pub fn ports_of(&self, node: u32) -> impl Iterator<Item = &Port> + '_ {
+        self.ports.values().filter(move |p| p.node == node)
+    }
+
+    /// Every link whose output node is `node`.
+    pub fn links_from(&self, node: u32) -> impl Iterator<Item = &Link> + '_ {
+        self.links.values().filter(move |l| l.output_node == node)
+    }
+
+    /// The sinks a sink's monitor feeds (a channel's outputs), newest link
+    /// first, each once.
+    pub fn sink_outputs(&self, sink: u32) -> Vec<u32> {
+        let mut links: Vec<&Link> =
+            self.links_from(sink).filter(|l| l.input_node != sink && self.sinks.contains_key(&l.input_node)).collect();
+        links.sort_by_key(|l| std::cmp::Reverse(l.id));
+        let mut outputs: Vec<u32> = Vec::new();
+        for l in links {
+            if !outputs.contains(&l.input_node) {
+                outputs.push(l.input_node);
+            }
+        }
+        outputs
+    }
+
     /// `node.name` of the default sink, as the `default` metadata says.
     pub fn default_sink(&self) -> Option<&str> {
         self.default_sink.as_deref()
@@ -504,7 +619,7 @@ impl Mixer {
                 if !self.sinks.contains_key(sink) {
                     return Err(format!("stream {} linked to unknown sink {sink}", stream.id));
                 }
-                if self.links.get(link) != Some(&(stream.id, *sink)) {
+                if self.links.get(link).map(|l| (l.output_node, l.input_node)) != Some((stream.id, *sink)) {
                     return Err(format!("stream {} has stale link {link}", stream.id));
                 }
             }

@@ -31,6 +31,11 @@ pub struct NodeProps {
     pub device_id: Option<u32>,
     /// `card.profile.device`.
     pub profile_device: Option<i32>,
+    /// `priority.session`: how the session manager ranks sinks for default.
+    pub priority: Option<i32>,
+    /// `pvm.channel` is true: a channel this daemon (or an earlier run of it)
+    /// made.
+    pub channel: bool,
 }
 
 impl NodeProps {
@@ -60,6 +65,8 @@ impl NodeProps {
             "node.dont-move" | "node.dont-reconnect" => self.pinned_by_app |= is_true(value),
             "device.id" => self.device_id = value.parse().ok(),
             "card.profile.device" => self.profile_device = value.parse().ok(),
+            "priority.session" => self.priority = value.parse().ok(),
+            crate::channels::MARKER_KEY => self.channel = is_true(value),
             _ => {}
         }
     }
@@ -82,7 +89,9 @@ impl NodeProps {
         take(&mut self.media_name, newer.media_name);
         take(&mut self.device_id, newer.device_id);
         take(&mut self.profile_device, newer.profile_device);
+        take(&mut self.priority, newer.priority);
         self.pinned_by_app |= newer.pinned_by_app;
+        self.channel |= newer.channel;
     }
 
     /// The app a stream belongs to: `application.name`, else

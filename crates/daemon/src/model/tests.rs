@@ -26,10 +26,10 @@ fn streams_group_into_apps_and_follow_links() {
     assert_eq!(m.apps().len(), 2);
     assert_eq!(m.app("Game Of Life").unwrap().streams, vec![40, 41]);
 
-    let c = m.apply(GraphEvent::LinkAdded { id: 50, output_node: 40, input_node: 31 });
+    let c = m.apply(GraphEvent::link(50, 40, 31));
     assert!(c.visible);
     // The second port's link does not change the sink.
-    let c = m.apply(GraphEvent::LinkAdded { id: 51, output_node: 40, input_node: 31 });
+    let c = m.apply(GraphEvent::link(51, 40, 31));
     assert!(!c.visible);
     assert_eq!(m.stream(40).unwrap().sink_id(), Some(31));
     m.verify_invariants().unwrap();
@@ -117,7 +117,7 @@ fn sink_removal_drops_links() {
     let mut m = Mixer::new();
     m.apply(added(31, sink("game", 101)));
     m.apply(added(40, stream("G")));
-    m.apply(GraphEvent::LinkAdded { id: 50, output_node: 40, input_node: 31 });
+    m.apply(GraphEvent::link(50, 40, 31));
     let c = m.apply(GraphEvent::Removed { id: 31 });
     assert!(c.sinks);
     assert_eq!(m.stream(40).unwrap().sink_id(), None);
@@ -142,10 +142,13 @@ fn arb_event() -> impl Strategy<Value = GraphEvent> {
                 running,
             }
         ),
-        (id.clone(), id.clone(), id.clone()).prop_map(|(id, o, i)| GraphEvent::LinkAdded {
-            id: id + 100,
-            output_node: o,
-            input_node: i
+        (id.clone(), id.clone(), id.clone()).prop_map(|(id, o, i)| GraphEvent::link(id + 100, o, i)),
+        (id.clone(), id.clone(), any::<bool>()).prop_map(|(id, node, output)| GraphEvent::PortAdded {
+            id: id + 200,
+            node,
+            output,
+            monitor: output,
+            channel: None
         }),
         (0u32..112).prop_map(|id| GraphEvent::Removed { id }),
         (id, any::<bool>()).prop_map(|(id, m)| GraphEvent::NodeVolume {

@@ -63,11 +63,20 @@ struct BoundMetadata {
     proxy: Metadata,
 }
 
+/// An object we made through a factory (a channel's sink, a link): its
+/// proxy is kept until PipeWire says the object is gone.
+struct Made {
+    _listener: pw::proxy::ProxyListener,
+    _proxy: Box<dyn Any>,
+}
+
 #[derive(Default)]
 struct Objects {
     nodes: HashMap<u32, BoundNode>,
     devices: HashMap<u32, BoundDevice>,
     metadata: Option<BoundMetadata>,
+    /// Objects we made, by proxy id.
+    made: HashMap<u32, Made>,
     /// Proxies removed inside a PipeWire callback, freed later from the loop.
     graveyard: Vec<Box<dyn Any>>,
 }
@@ -217,6 +226,70 @@ impl Session {
         Ok(dev.proxy.upcast_ref().id())
     }
 
+    /// Creates a channel: a lingering null-audio sink in the server, marked
+    /// as ours. Returns the proxy's id.
+    pub fn create_channel(&self, name: &str, description: &str) -> Result<u32> {
+        let mut props = pw::properties::PropertiesBox::new();
+        props.insert("factory.name", "support.null-audio-sink");
+        props.insert("node.name", name);
+        props.insert("node.description", description);
+        props.insert("media.class", "Audio/Sink");
+        props.insert("audio.position", "[ FL FR ]");
+        // Survives the daemon: no gap when it restarts or crashes.
+        props.insert("object.linger", "true");
+        // Volume and mute apply to what the monitor ports carry (the audio
+        // we feed to the output); without it they would be inaudible.
+        props.insert("monitor.channel-volumes", "true");
+        // Its links to the output do not keep the graph running: no CPU
+        // while nothing plays.
+        props.insert("node.passive", "out");
+        // Never the session manager's pick for the default sink.
+        props.insert("priority.session", "-1");
+        props.insert(crate::channels::MARKER_KEY, "true");
+        let node: Node = self.core.create_object("adapter", &props).context("creating a channel")?;
+        Ok(self.keep(node))
+    }
+
+    /// Links an output port to an input port with a lingering link.
+    /// Returns the proxy's id.
+    pub fn create_link(&self, output_node: u32, output_port: u32, input_node: u32, input_port: u32) -> Result<u32> {
+        let mut props = pw::properties::PropertiesBox::new();
+        props.insert("link.output.node", output_node.to_string().as_str());
+        props.insert("link.output.port", output_port.to_string().as_str());
+        props.insert("link.input.node", input_node.to_string().as_str());
+        props.insert("link.input.port", input_port.to_string().as_str());
+        props.insert("object.linger", "true");
+        let link: pw::link::Link = self.core.create_object("link-factory", &props).context("creating a link")?;
+        Ok(self.keep(link))
+    }
+
+    /// Destroys a global (PipeWire reports a refusal as an error on the
+    /// registry).
+    pub fn destroy(&self, id: u32) -> Result<()> {
+        let result = self.registry.destroy_global(id);
+        result.into_result().with_context(|| format!("destroying object {id}"))?;
+        Ok(())
+    }
+
+    /// Keeps a made object's proxy until its global is removed.
+    fn keep<P: ProxyT + 'static>(&self, proxy: P) -> u32 {
+        let id = proxy.upcast_ref().id();
+        let objects = Rc::downgrade(&self.objects);
+        let listener = proxy
+            .upcast_ref()
+            .add_listener_local()
+            .removed(move || {
+                let Some(objects) = objects.upgrade() else { return };
+                let Ok(mut objects) = objects.try_borrow_mut() else { return };
+                if let Some(made) = objects.made.remove(&id) {
+                    objects.graveyard.push(Box::new(made));
+                }
+            })
+            .register();
+        self.objects.borrow_mut().made.insert(id, Made { _listener: listener, _proxy: Box::new(proxy) });
+        id
+    }
+
     /// The registry (kept alive with the session).
     pub fn registry(&self) -> &pw::registry::RegistryRc {
         &self.registry
@@ -263,8 +336,24 @@ fn on_global_object(
         ObjectType::Link => {
             let num = |k| dict.get(k).and_then(|v| v.parse::<u32>().ok());
             if let (Some(output_node), Some(input_node)) = (num("link.output.node"), num("link.input.node")) {
-                events.graph(GraphEvent::LinkAdded { id: global.id, output_node, input_node });
+                events.graph(GraphEvent::LinkAdded {
+                    id: global.id,
+                    output_node,
+                    input_node,
+                    output_port: num("link.output.port"),
+                    input_port: num("link.input.port"),
+                });
             }
+        }
+        ObjectType::Port => {
+            let Some(node) = dict.get("node.id").and_then(|v| v.parse::<u32>().ok()) else { return };
+            events.graph(GraphEvent::PortAdded {
+                id: global.id,
+                node,
+                output: dict.get("port.direction") == Some("out"),
+                monitor: dict.get("port.monitor").is_some_and(|v| v == "true" || v == "1"),
+                channel: dict.get("audio.channel").map(crate::model::intern::intern),
+            });
         }
         ObjectType::Device => {
             if dict.get("media.class") != Some("Audio/Device") {

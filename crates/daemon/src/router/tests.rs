@@ -219,7 +219,7 @@ fn a_restore_before_the_first_link_is_answered_once_and_a_later_move_is_respecte
         assert_eq!(r.decide(&m, &policy, 40), None, "the same decision is never written twice");
     }
     // Linked; then the user moves it in another tool: respected, shown.
-    m.apply(GraphEvent::LinkAdded { id: 60, output_node: 40, input_node: 31 });
+    m.apply(GraphEvent::link(60, 40, 31));
     assert_eq!(r.observe_metadata(&m, 40, Some("target.object"), Some("102")), None);
     assert_eq!(r.override_value(40), Some("102"));
     assert!(!r.is_pinned(40));
