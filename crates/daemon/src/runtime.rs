@@ -608,6 +608,8 @@ impl SessionEvents for Runtime {
                     "in sync with PipeWire"
                 );
                 self.arm_hold_check();
+                // Channels to make (queued by on_synced).
+                self.after_change();
                 self.request_publish();
                 self.publish_now();
                 self.notify_ready();
