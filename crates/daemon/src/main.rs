@@ -3,7 +3,7 @@
 //! state to shared memory.
 //! The logic lives in the `pipewire_volume_mixer_daemon` library.
 
-use pipewire_volume_mixer_daemon::{config, control, daemon, route_store, runtime};
+use pipewire_volume_mixer_daemon::{config, control, daemon, pw, route_store, runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +37,12 @@ struct Args {
     /// Check the config file, print what is wrong, and exit.
     #[arg(long)]
     check_config: bool,
+    /// Remove from PipeWire every channel the daemon made (their links go
+    /// with them), and exit. Channels outlive the daemon on purpose (no gap
+    /// when it restarts); this takes them away for good. Refused while a
+    /// daemon is running: it would make them again.
+    #[arg(long, conflicts_with = "check_config")]
+    remove_channels: bool,
 }
 
 fn init_logging(debug: bool) {
@@ -84,7 +90,25 @@ fn run(args: Args) -> Result<()> {
 
     if args.check_config {
         let cfg = config::load(&config_path)?;
-        println!("{}: OK, {} rules", config_path.display(), cfg.rules.len());
+        println!("{}: OK, {} rules, {} channels", config_path.display(), cfg.rules.len(), cfg.channels.len());
+        return Ok(());
+    }
+
+    if args.remove_channels {
+        if pvm_ipc::client::Client::connect(&socket).is_ok() {
+            anyhow::bail!(
+                "a daemon is running (socket {}); stop it first (systemctl --user stop pipewire-volume-mixer), \
+                 or it makes its channels again",
+                socket.display()
+            );
+        }
+        pipewire::init();
+        let names = pw::cleanup::remove_channels()?;
+        if names.is_empty() {
+            println!("no channels to remove");
+        } else {
+            println!("removed {} channel(s): {}", names.len(), names.join(", "));
+        }
         return Ok(());
     }
 

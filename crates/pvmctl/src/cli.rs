@@ -109,6 +109,22 @@ pub enum Command {
         /// Sink name (`node.name`).
         sink: String,
     },
+    /// Show or set where a channel's audio goes.
+    Output {
+        /// Channel name (`node.name`, as `status` shows it).
+        channel: String,
+        /// A sink's `node.name`, `default` (the default output device,
+        /// followed as it changes) or `none`. Without it, print the current
+        /// output. Remembered across restarts.
+        output: Option<String>,
+    },
+    /// List the channels and their outputs.
+    Channels {
+        /// Remove from PipeWire every channel the daemon made, with its links
+        /// (stop the daemon first, or it makes them again).
+        #[arg(long)]
+        remove_all: bool,
+    },
     /// Make the daemon re-read its config file.
     Reload,
     /// Check that the daemon answers.
@@ -201,6 +217,16 @@ mod tests {
         let cli = Cli::try_parse_from(["pvmctl", "setup", "wireplumber", "--uninstall"]).unwrap();
         assert!(matches!(cli.command, Command::Setup { target: SetupTarget::Wireplumber { uninstall: true } }));
         assert!(Cli::try_parse_from(["pvmctl", "setup"]).is_err());
+    }
+
+    #[test]
+    fn output_and_channels() {
+        let cli = Cli::try_parse_from(["pvmctl", "output", "game", "speakers"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Output { channel, output: Some(o) } if channel == "game" && o == "speakers")
+        );
+        let cli = Cli::try_parse_from(["pvmctl", "channels", "--remove-all"]).unwrap();
+        assert!(matches!(cli.command, Command::Channels { remove_all: true }));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context as _};
 use clap::CommandFactory;
 use pvm_ipc::layout::{MAX_APPS, MAX_SINKS};
 use pvm_ipc::paths;
-use pvm_ipc::protocol::Request;
+use pvm_ipc::protocol::{OutputChoice, Request};
 use pvm_ipc::status::Status;
 
 use crate::cli::{Cli, Command, NameKind, PathArgs, SetupTarget};
@@ -74,6 +74,19 @@ pub fn run(cli: Cli) -> Outcome {
         }
         Command::AppMute { app, state: Some(mute) } => request(socket, Request::MuteApp { app, mute }),
         Command::Default { sink } => request(socket, Request::SetDefault { sink }),
+        Command::Output { channel, output: None } => {
+            let status = live_status(&files.shm)?;
+            let sink = find_sink(&status, &channel)?;
+            if sink.kind != "channel" {
+                return Err(Failure::Other(anyhow!("{} is not a channel", pvm_ipc::protocol::quote(&channel))));
+            }
+            print(sink.output.as_deref().unwrap_or("none"))
+        }
+        Command::Output { channel, output: Some(output) } => {
+            request(socket, Request::Output { channel, output: OutputChoice::parse(&output) })
+        }
+        Command::Channels { remove_all: false } => channels(&files.shm),
+        Command::Channels { remove_all: true } => remove_channels(socket),
         Command::Reload => request(socket, Request::ReloadConfig),
         Command::Ping => request(socket, Request::Ping),
         Command::Stats => stats(&files.stats),
@@ -189,6 +202,36 @@ fn trace(socket: &Path) -> Outcome {
         .and_then(|value| serde_json::to_string_pretty(&value))
         .context("the daemon's trace is not JSON")?;
     print(&pretty)
+}
+
+/// `channels`: each channel and its current output, one per line.
+fn channels(shm: &Path) -> Outcome {
+    let status = live_status(shm)?;
+    let mut out = io::stdout().lock();
+    for sink in status.sinks.iter().filter(|s| s.kind == "channel") {
+        writeln!(out, "{}\t{}", sink.name, sink.output.as_deref().unwrap_or("none"))?;
+    }
+    Ok(out.flush()?)
+}
+
+/// `channels --remove-all`: runs `pipewire-volume-mixer-daemon
+/// --remove-channels` (the daemon binary next to this one, else from
+/// `PATH`), which talks to PipeWire.
+fn remove_channels(socket: &Path) -> Outcome {
+    const DAEMON: &str = "pipewire-volume-mixer-daemon";
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(DAEMON)));
+    let program = beside.filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(DAEMON));
+    let status = std::process::Command::new(&program)
+        .arg("--remove-channels")
+        .arg("--socket")
+        .arg(socket)
+        .status()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::Other(anyhow!("{} --remove-channels failed ({status})", program.display())))
+    }
 }
 
 /// `complete-names`: names from the snapshot; nothing if there is none.

@@ -22,7 +22,7 @@ pub fn status_text(status: &Status) -> String {
     if status.sinks.is_empty() {
         out.push_str("  (none)\n");
     } else {
-        let mut rows = vec![row(["", "NAME", "DESCRIPTION", "VOLUME", "MUTE"])];
+        let mut rows = vec![row(["", "NAME", "DESCRIPTION", "VOLUME", "MUTE", "KIND", "OUTPUT"])];
         rows.extend(status.sinks.iter().map(sink_row));
         out.push_str(&table(&rows, &[3]));
     }
@@ -76,6 +76,8 @@ fn sink_row(sink: &SinkStatus) -> Vec<String> {
         sink.description.clone(),
         percent(sink.volume),
         mute_mark(sink.muted).to_owned(),
+        sink.kind.clone(),
+        if sink.kind == "channel" { sink.output.clone().unwrap_or_else(|| "none".into()) } else { "-".into() },
     ]
 }
 
@@ -184,6 +186,8 @@ mod tests {
                     muted: false,
                     default: true,
                     channels: 2,
+                    kind: "channel".into(),
+                    output: Some("headphones".into()),
                 },
                 SinkStatus {
                     id: 41,
@@ -193,6 +197,8 @@ mod tests {
                     muted: true,
                     default: false,
                     channels: 2,
+                    kind: "device".into(),
+                    output: None,
                 },
             ],
             apps: vec![
@@ -229,9 +235,9 @@ mod tests {
 daemon: running, connected to PipeWire (generation 8)
 
 Sinks:
-     NAME  DESCRIPTION  VOLUME  MUTE
-  *  game  Game            50%  -
-     chat  Voice chat     100%  muted
+     NAME  DESCRIPTION  VOLUME  MUTE   KIND     OUTPUT
+  *  game  Game            50%  -      channel  headphones
+     chat  Voice chat     100%  muted  device   -
 
 Apps:
   NAME           PLAYS TO  TARGET  FROM             VOLUME  MUTE   MOVABLE  STREAMS  STATE

@@ -66,9 +66,9 @@ fn status_human_lists_sinks_and_apps() {
 daemon: running, connected to PipeWire (generation {generation})
 
 Sinks:
-     NAME  DESCRIPTION  VOLUME  MUTE
-  *  game  Game            50%  -
-     chat  Voice chat     100%  muted
+     NAME  DESCRIPTION  VOLUME  MUTE   KIND    OUTPUT
+  *  game  Game            50%  -      device  -
+     chat  Voice chat     100%  muted  device  -
 
 Apps:
   NAME           PLAYS TO  TARGET  FROM  VOLUME  MUTE  MOVABLE  STREAMS  STATE
