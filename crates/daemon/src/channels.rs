@@ -160,6 +160,8 @@ impl Wiring {
                     let target = resolve_output(mixer, &choice, channel.id);
                     self.wire(mixer, channel.id, target, &mut out);
                 }
+                // Our own sink, announced before its properties say it is ours.
+                None if self.inflight.contains(&Request::Create(spec.name.clone())) => {}
                 None if mixer.sink_by_name(&spec.name).is_some() => {
                     if self.taken.insert(spec.name.clone()) {
                         tracing::warn!(
