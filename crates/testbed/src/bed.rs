@@ -444,7 +444,10 @@ impl TestBed {
     }
 
     fn write_sinks_fragment(&self) -> Result<()> {
-        dirs::write(&self.dirs.sinks_fragment(), &sinks::config_fragment(&self.sinks, &self.device_priorities, self.keep_sinks_running))
+        dirs::write(
+            &self.dirs.sinks_fragment(),
+            &sinks::config_fragment(&self.sinks, &self.device_priorities, self.keep_sinks_running),
+        )
     }
 
     // ---- processes ---------------------------------------------------------

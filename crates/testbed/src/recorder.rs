@@ -231,9 +231,16 @@ impl Shared {
 /// The stream has `stream.capture.sink = true` and `target.object` = the
 /// sink's name, `node.dont-reconnect`, `node.dont-fallback` and
 /// `node.dont-move`, so it listens to that sink or to nothing (never to
-/// another sink), and `node.passive = true`, so it does not keep the sink
-/// running by itself. It runs on a thread with its own PipeWire main loop;
-/// each buffer becomes a [`BufferRecord`] (all are kept, a few kB per
+/// another sink). It is an ordinary (not passive) stream: like a sound card
+/// that is always on, it keeps the sink running, so silence arrives as
+/// buffers of zeros; it also keeps running whatever plays into the sink
+/// through ordinary links, so do not keep one in a test of suspension or
+/// idle CPU ([`TestBed::record_passive`] does not).
+///
+/// The client has its own PipeWire main loop on its own thread; buffers
+/// are taken on PipeWire's data thread of that client (`RT_PROCESS`), as
+/// soon as they are ready, so a busy machine rarely makes it lose one.
+/// Each buffer becomes a [`BufferRecord`] (all are kept, a few kB per
 /// second). Levels are RMS values over both channels: a sine of amplitude
 /// *a* reads as *a* / √2.
 ///
@@ -284,19 +291,35 @@ impl TestBed {
         if !self.is_running() {
             return Err(Error::NotRunning);
         }
-        Recorder::start(&self.pipewire_socket().to_string_lossy(), sink_name, self.env())
+        Recorder::start(&self.pipewire_socket().to_string_lossy(), sink_name, false, self.env())
+    }
+
+    /// [`record`](Self::record) with a passive capture stream
+    /// (`node.passive = true`): it does not keep the sink running, and gets
+    /// buffers only while something else does (a stream playing into the
+    /// sink, or a non-passive link from its monitor). The bed's sinks are
+    /// kept running by default, yet a passive recorder of an idle sink gets
+    /// nothing: silence then shows as time without buffers ([`Recorder::level`]
+    /// is `None`, [`Recorder::longest_gap_between`] counts it as missing),
+    /// and [`Recorder::wait_connected`] waits until something plays.
+    pub fn record_passive(&self, sink_name: &str) -> Result<Recorder> {
+        sinks::validate_name(sink_name)?;
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        Recorder::start(&self.pipewire_socket().to_string_lossy(), sink_name, true, self.env())
     }
 }
 
 impl Recorder {
-    fn start(socket: &str, sink: &str, env: Vec<(String, String)>) -> Result<Recorder> {
+    fn start(socket: &str, sink: &str, passive: bool, env: Vec<(String, String)>) -> Result<Recorder> {
         let shared = Arc::new(Shared { state: Mutex::default(), changed: Condvar::new() });
         let (stop, stop_receiver) = pw::channel::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(), String>>();
         let (thread_socket, thread_sink, thread_shared) = (socket.to_owned(), sink.to_owned(), Arc::clone(&shared));
         let thread = thread::Builder::new()
             .name(format!("recorder-{sink}"))
-            .spawn(move || capture(&thread_socket, &thread_sink, &thread_shared, stop_receiver, &ready_tx))
+            .spawn(move || capture(&thread_socket, &thread_sink, passive, &thread_shared, stop_receiver, &ready_tx))
             .map_err(|e| Error::io("starting the recorder thread", e))?;
         let mut recorder = Recorder { sink: sink.to_owned(), shared, env, stop, thread: Some(thread) };
         match ready_rx.recv_timeout(CONNECT_TIMEOUT) {
@@ -450,7 +473,7 @@ impl Drop for Recorder {
 }
 
 /// The stream's properties: capture the monitor of `sink`, and only that.
-fn stream_properties(sink: &str) -> PropertiesBox {
+fn stream_properties(sink: &str, passive: bool) -> PropertiesBox {
     let mut props = PropertiesBox::new();
     props.insert(*pw::keys::MEDIA_TYPE, "Audio");
     props.insert(*pw::keys::MEDIA_CATEGORY, "Capture");
@@ -461,7 +484,9 @@ fn stream_properties(sink: &str) -> PropertiesBox {
     props.insert("node.dont-reconnect", "true");
     props.insert("node.dont-fallback", "true");
     props.insert("node.dont-move", "true");
-    props.insert("node.passive", "true");
+    if passive {
+        props.insert("node.passive", "true");
+    }
     props
 }
 
@@ -486,6 +511,7 @@ fn format_param() -> std::result::Result<Vec<u8>, String> {
 }
 
 /// Takes the next buffer of `stream`, if there is one, and records it.
+/// Runs on the client's data thread.
 fn take_buffer(stream: &pw::stream::Stream, shared: &Shared) {
     let at = Instant::now();
     let Some(mut buffer) = stream.dequeue_buffer() else {
@@ -521,6 +547,7 @@ fn take_buffer(stream: &pw::stream::Stream, shared: &Shared) {
 fn capture(
     socket: &str,
     sink: &str,
+    passive: bool,
     shared: &Arc<Shared>,
     stop: pw::channel::Receiver<()>,
     ready: &mpsc::Sender<std::result::Result<(), String>>,
@@ -554,7 +581,7 @@ fn capture(
         })
         .register();
 
-    let stream = match StreamBox::new(&core, "pvm-testbed-recorder", stream_properties(sink)) {
+    let stream = match StreamBox::new(&core, "pvm-testbed-recorder", stream_properties(sink, passive)) {
         Ok(stream) => stream,
         Err(e) => {
             let _ = ready.send(Err(format!("creating the capture stream: {e}")));
@@ -591,7 +618,7 @@ fn capture(
             .connect(
                 spa::utils::Direction::Input,
                 None,
-                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS,
+                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS | StreamFlags::RT_PROCESS,
                 &mut [pod],
             )
             .map_err(|e| format!("connecting the capture stream: {e}"))

@@ -80,7 +80,10 @@ pub(crate) fn config_fragment(
     );
     for (i, name) in names.iter().enumerate() {
         let priority = device_priorities.get(name).copied().unwrap_or_else(|| plain_priority(i == 0));
-        text.push_str(&format!("  {{ factory = adapter args = {{ {} }} }}\n", properties(name, priority, keep_running)));
+        text.push_str(&format!(
+            "  {{ factory = adapter args = {{ {} }} }}\n",
+            properties(name, priority, keep_running)
+        ));
     }
     text.push_str("]\n");
     text

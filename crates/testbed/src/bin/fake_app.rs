@@ -153,27 +153,45 @@ fn format_param() -> anyhow::Result<Vec<u8>> {
 enum Signal {
     Silence,
     /// A sine; `phase` (in cycles, 0..1) carries over from one buffer to the next.
-    Sine { hz: f32, amplitude: f32, phase: f64 },
+    Sine {
+        hz: f32,
+        amplitude: f32,
+        phase: f64,
+    },
 }
 
 impl Signal {
-    /// Fills interleaved stereo `samples` (whole frames) and advances the phase.
-    fn fill(&mut self, samples: &mut [f32]) {
+    /// The next sample (the same for every channel of a frame); advances the phase.
+    fn next_sample(&mut self) -> f32 {
         match self {
-            Signal::Silence => samples.fill(0.0),
+            Signal::Silence => 0.0,
             Signal::Sine { hz, amplitude, phase } => {
-                let step = f64::from(*hz) / f64::from(RATE);
-                for frame in samples.chunks_exact_mut(CHANNELS as usize) {
-                    let value = (f64::from(*amplitude) * (std::f64::consts::TAU * *phase).sin()) as f32;
-                    frame.fill(value);
-                    *phase = (*phase + step).fract();
-                }
+                let value = (f64::from(*amplitude) * (std::f64::consts::TAU * *phase).sin()) as f32;
+                *phase = (*phase + f64::from(*hz) / f64::from(RATE)).fract();
+                value
+            }
+        }
+    }
+
+    /// Fills `bytes` (whole interleaved F32LE frames) and advances the phase.
+    fn fill(&mut self, bytes: &mut [u8]) {
+        if let Signal::Silence = self {
+            bytes.fill(0);
+            return;
+        }
+        for frame in bytes.chunks_exact_mut(FRAME_BYTES) {
+            let sample = self.next_sample().to_le_bytes();
+            for out in frame.chunks_exact_mut(sample.len()) {
+                out.copy_from_slice(&sample);
             }
         }
     }
 }
 
-/// Fills the next buffer of `stream`, if one is free, with the next piece of `signal`.
+/// Fills the next buffer of `stream`, if one is free, with the next piece of
+/// `signal`: as many frames as the stream asks for (a quantum), or the whole
+/// buffer when it does not say. Runs on the data thread (`RT_PROCESS`), so
+/// a busy main thread does not starve the stream.
 fn play(stream: &pw::stream::Stream, signal: &mut Signal) {
     let Some(mut buffer) = stream.dequeue_buffer() else {
         return;
@@ -188,14 +206,7 @@ fn play(stream: &pw::stream::Stream, signal: &mut Signal) {
             if requested > 0 {
                 frames = frames.min(requested);
             }
-            let bytes = &mut bytes[..frames * FRAME_BYTES];
-            // The mapped memory is only byte-aligned as far as Rust knows;
-            // build each sample and copy its bytes.
-            let mut samples = vec![0.0f32; frames * CHANNELS as usize];
-            signal.fill(&mut samples);
-            for (out, sample) in bytes.chunks_exact_mut(4).zip(&samples) {
-                out.copy_from_slice(&sample.to_le_bytes());
-            }
+            signal.fill(&mut bytes[..frames * FRAME_BYTES]);
             frames
         }
         None => 0,
@@ -240,7 +251,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .connect(
                 spa::utils::Direction::Output,
                 None,
-                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS,
+                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS | StreamFlags::RT_PROCESS,
                 &mut [pod],
             )
             .with_context(|| format!("connecting the stream of {app_name:?}"))?;
@@ -270,13 +281,17 @@ mod tests {
     fn sine_is_continuous_across_buffers_and_the_same_on_both_channels() {
         let mut split = Signal::Sine { hz: 440.0, amplitude: 0.5, phase: 0.0 };
         let mut whole = split;
-        let mut first = vec![0.0; 2 * 100];
-        let mut second = vec![0.0; 2 * 156];
+        let mut first = vec![0; FRAME_BYTES * 100];
+        let mut second = vec![0; FRAME_BYTES * 156];
         split.fill(&mut first);
         split.fill(&mut second);
-        let mut all = vec![0.0; 2 * 256];
+        let mut all = vec![0; FRAME_BYTES * 256];
         whole.fill(&mut all);
         first.extend(second);
+        let samples = |bytes: &[u8]| -> Vec<f32> {
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        };
+        let (first, all) = (samples(&first), samples(&all));
         for (a, b) in first.iter().zip(&all) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
@@ -287,8 +302,8 @@ mod tests {
 
     #[test]
     fn silence_is_zero() {
-        let mut samples = vec![1.0; 8];
-        Signal::Silence.fill(&mut samples);
-        assert!(samples.iter().all(|&s| s == 0.0));
+        let mut bytes = vec![1; FRAME_BYTES * 4];
+        Signal::Silence.fill(&mut bytes);
+        assert!(bytes.iter().all(|&b| b == 0));
     }
 }
