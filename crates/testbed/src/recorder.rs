@@ -244,6 +244,9 @@ impl Shared {
 /// second). Levels are RMS values over both channels: a sine of amplitude
 /// *a* reads as *a* / √2.
 ///
+/// It does not survive [`TestBed::restart_pipewire`] (its connection
+/// goes; [`wait_level`](Self::wait_level) and
+/// [`wait_connected`](Self::wait_connected) then fail): start a new one.
 /// Dropping it (or [`stop`](Self::stop)) disconnects and joins the thread.
 ///
 /// ```no_run
