@@ -123,3 +123,30 @@ fn device_sinks_have_their_priority_through_restarts_and_go_away() {
     bed.restart_pipewire().unwrap();
     assert_eq!(bed.node_id("headphones"), None);
 }
+
+#[test]
+fn passive_recorder_hears_only_while_something_plays_and_counts_the_time_between() {
+    let bed = TestBed::builder().device_sink("headphones", 1000).start().unwrap();
+    let recorder = bed.record_passive("headphones").unwrap();
+    let mut app = start_tone(&bed);
+    recorder.wait_connected(TIMEOUT).unwrap();
+    wait_for_tone(&recorder);
+
+    let killed = Instant::now();
+    app.stop();
+    // Nothing keeps the passive stream running: no buffers at all.
+    bed.wait_until(TIMEOUT, "the passive recorder to get no more buffers", || recorder.level(WINDOW).is_none())
+        .unwrap();
+    let away = Duration::from_millis(500);
+    thread::sleep(away);
+    let _app = start_tone(&bed);
+    wait_for_tone(&recorder);
+    let back_at = Instant::now();
+    thread::sleep(Duration::from_millis(200));
+    let gap = recorder.longest_gap_between(killed, back_at, SILENCE);
+    eprintln!("passive: gap while the app was away: {gap:?} ({:?})", gap.duration());
+    // At least the time it got nothing (WINDOW) and slept (away), mostly missing time.
+    assert!(gap.duration() >= WINDOW + away, "{gap:?}");
+    assert!(gap.duration() < back_at - killed, "{gap:?}");
+    assert!((gap.buffers as u64) * u64::from(gap.quantum) < gap.frames / 2, "{gap:?}");
+}

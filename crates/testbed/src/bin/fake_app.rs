@@ -161,6 +161,16 @@ enum Signal {
 }
 
 impl Signal {
+    /// How a stream playing this connects: a sine's buffers are filled on
+    /// PipeWire's data thread, silence's on the main loop.
+    fn flags(&self) -> StreamFlags {
+        let flags = StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS;
+        match self {
+            Signal::Silence => flags,
+            Signal::Sine { .. } => flags | StreamFlags::RT_PROCESS,
+        }
+    }
+
     /// The next sample (the same for every channel of a frame); advances the phase.
     fn next_sample(&mut self) -> f32 {
         match self {
@@ -189,9 +199,10 @@ impl Signal {
 }
 
 /// Fills the next buffer of `stream`, if one is free, with the next piece of
-/// `signal`: as many frames as the stream asks for (a quantum), or the whole
-/// buffer when it does not say. Runs on the data thread (`RT_PROCESS`), so
-/// a busy main thread does not starve the stream.
+/// `signal`. Silence fills the whole buffer (fewer wake-ups); a sine only as
+/// many frames as the stream asks for (a quantum), so what it plays is heard
+/// at once, and runs on the data thread ([`Signal::flags`]) so a busy
+/// machine does not starve it.
 fn play(stream: &pw::stream::Stream, signal: &mut Signal) {
     let Some(mut buffer) = stream.dequeue_buffer() else {
         return;
@@ -203,7 +214,7 @@ fn play(stream: &pw::stream::Stream, signal: &mut Signal) {
     let frames = match data.data() {
         Some(bytes) => {
             let mut frames = bytes.len() / FRAME_BYTES;
-            if requested > 0 {
+            if requested > 0 && !matches!(signal, Signal::Silence) {
                 frames = frames.min(requested);
             }
             signal.fill(&mut bytes[..frames * FRAME_BYTES]);
@@ -248,12 +259,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .context("listening to a stream")?;
         let pod = spa::pod::Pod::from_bytes(&format).ok_or_else(|| anyhow!("the serialised format is not a pod"))?;
         stream
-            .connect(
-                spa::utils::Direction::Output,
-                None,
-                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS | StreamFlags::RT_PROCESS,
-                &mut [pod],
-            )
+            .connect(spa::utils::Direction::Output, None, args.signal().flags(), &mut [pod])
             .with_context(|| format!("connecting the stream of {app_name:?}"))?;
         streams.push((stream, listener));
     }
