@@ -1,5 +1,5 @@
-//! Fake applications: processes that play silence on PipeWire playback streams
-//! with the properties a real desktop application would set.
+//! Fake applications: processes that play silence (or a sine) on PipeWire
+//! playback streams with the properties a real desktop application would set.
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -21,7 +21,7 @@ use crate::wait::POLL_INTERVAL;
 /// let spec = AppSpec::new("Music Player").binary("music-player").role("Music").streams(2);
 /// assert_eq!(spec.streams, 2);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppSpec {
     /// `application.name` of every stream (with `distinct_names`, a prefix).
     pub name: String,
@@ -39,6 +39,11 @@ pub struct AppSpec {
     pub distinct_names: bool,
     /// More stream properties, e.g. `("node.dont-move", "true")`.
     pub extra_props: Vec<(String, String)>,
+    /// Play a sine of this frequency (Hz) on every stream instead of
+    /// silence: the same on both channels, continuous across buffers.
+    pub sine: Option<f32>,
+    /// The sine's peak amplitude; the fake app's default (0.5) when `None`.
+    pub amplitude: Option<f32>,
 }
 
 impl AppSpec {
@@ -52,6 +57,8 @@ impl AppSpec {
             streams: 1,
             distinct_names: false,
             extra_props: Vec::new(),
+            sine: None,
+            amplitude: None,
         }
     }
 
@@ -92,6 +99,19 @@ impl AppSpec {
         self
     }
 
+    /// Plays a sine of `hz` Hz (amplitude 0.5 unless [`amplitude`](Self::amplitude) says otherwise)
+    /// instead of silence.
+    pub fn sine(mut self, hz: f32) -> AppSpec {
+        self.sine = Some(hz);
+        self
+    }
+
+    /// Sets the sine's peak amplitude (0..=1); only with [`sine`](Self::sine).
+    pub fn amplitude(mut self, a: f32) -> AppSpec {
+        self.amplitude = Some(a);
+        self
+    }
+
     /// The `application.name`s the streams will carry, one per stream.
     pub fn app_names(&self) -> Vec<String> {
         (1..=self.streams)
@@ -118,6 +138,12 @@ impl AppSpec {
         }
         for (key, value) in &self.extra_props {
             args.extend(["--prop".to_owned(), format!("{key}={value}")]);
+        }
+        if let Some(hz) = self.sine {
+            args.extend(["--sine".to_owned(), hz.to_string()]);
+            if let Some(a) = self.amplitude {
+                args.extend(["--amplitude".to_owned(), a.to_string()]);
+            }
         }
         args
     }
@@ -264,6 +290,15 @@ mod tests {
                 "node.dont-move=true"
             ]
         );
+    }
+
+    #[test]
+    fn sine_args_come_last_and_silence_is_the_default() {
+        assert!(!AppSpec::new("Quiet").args().iter().any(|a| a == "--sine"));
+        let args = AppSpec::new("Tone").sine(440.0).amplitude(0.25).args();
+        assert_eq!(args[args.len() - 4..], ["--sine", "440", "--amplitude", "0.25"]);
+        let args = AppSpec::new("Tone").sine(1000.5).args();
+        assert_eq!(args[args.len() - 2..], ["--sine", "1000.5"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! [`TestBed`]: a private PipeWire + WirePlumber (+ pipewire-pulse) with virtual sinks.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub enum WirePlumber {
 #[derive(Debug, Clone)]
 pub struct TestBedBuilder {
     sinks: Vec<String>,
+    /// The priorities of the device sinks among `sinks`.
+    device_priorities: BTreeMap<String, i32>,
     pulse: bool,
     suspend_idle_sinks: bool,
     ready_timeout: Duration,
@@ -60,6 +63,7 @@ impl Default for TestBedBuilder {
     fn default() -> Self {
         TestBedBuilder {
             sinks: Vec::new(),
+            device_priorities: BTreeMap::new(),
             pulse: false,
             suspend_idle_sinks: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
@@ -73,8 +77,23 @@ impl Default for TestBedBuilder {
 impl TestBedBuilder {
     /// The virtual sinks to create, by `node.name`; the first becomes the default sink.
     /// Their `node.description` is the name capitalised ("game" → "Game").
+    /// They come before the [`device_sink`](Self::device_sink)s, which this keeps.
     pub fn sinks(mut self, names: &[&str]) -> Self {
-        self.sinks = names.iter().map(|n| (*n).to_owned()).collect();
+        let devices = self.sinks.into_iter().filter(|s| self.device_priorities.contains_key(s));
+        self.sinks = names.iter().map(|n| (*n).to_owned()).chain(devices).collect();
+        self
+    }
+
+    /// Also create a null sink standing in for a sound card, with this
+    /// `priority.session` and `priority.driver` (the session manager makes
+    /// the sink with the highest `priority.session` the default; the plain
+    /// [`sinks`](Self::sinks) have 2000 for the first, 1000 for the others).
+    /// Otherwise like the other sinks; see [`TestBed::create_device_sink`].
+    /// Device sinks come after the plain sinks, in the order of these calls.
+    pub fn device_sink(mut self, name: &str, priority: i32) -> Self {
+        self.sinks.retain(|s| s != name);
+        self.sinks.push(name.to_owned());
+        self.device_priorities.insert(name.to_owned(), priority);
         self
     }
 
@@ -159,6 +178,7 @@ impl TestBedBuilder {
         let mut bed = TestBed {
             dirs,
             sinks: self.sinks,
+            device_priorities: self.device_priorities,
             pulse: self.pulse,
             keep_sinks_running: !self.suspend_idle_sinks,
             ready_timeout: self.ready_timeout,
@@ -210,6 +230,8 @@ impl TestBedBuilder {
 pub struct TestBed {
     dirs: BedDirs,
     sinks: Vec<String>,
+    /// The priorities of the device sinks among `sinks`.
+    device_priorities: BTreeMap<String, i32>,
     pulse: bool,
     keep_sinks_running: bool,
     pub(crate) ready_timeout: Duration,
@@ -365,6 +387,28 @@ impl TestBed {
     /// Creates another null-audio sink and waits until it is in the graph;
     /// returns its node id. It is re-created by later restarts too.
     pub fn create_sink(&mut self, name: &str) -> Result<u32> {
+        let priority = sinks::plain_priority(self.sinks.is_empty());
+        self.add_sink(name, priority, false)
+    }
+
+    /// Creates a null-audio sink standing in for a sound card (an output
+    /// device such as `headphones`) and waits until it is in the graph;
+    /// returns its node id.
+    ///
+    /// It is like the bed's other sinks (`media.class = Audio/Sink`, stereo,
+    /// `node.description` the name capitalised, `monitor.channel-volumes =
+    /// true` so its monitor carries its volume and mute, kept running unless
+    /// [`TestBedBuilder::suspend_idle_sinks`]) except that its
+    /// `priority.session` and `priority.driver` are `priority`: the session
+    /// manager makes the sink with the highest `priority.session` the
+    /// default (the first plain sink has 2000, the others 1000). Later
+    /// restarts re-create it with that priority; [`TestBed::remove_sink`]
+    /// removes it.
+    pub fn create_device_sink(&mut self, name: &str, priority: i32) -> Result<u32> {
+        self.add_sink(name, priority, true)
+    }
+
+    fn add_sink(&mut self, name: &str, priority: i32, device: bool) -> Result<u32> {
         sinks::validate_name(name)?;
         if self.sinks.iter().any(|s| s == name) {
             return Err(Error::SinkExists(name.to_owned()));
@@ -372,11 +416,14 @@ impl TestBed {
         if !self.is_running() {
             return Err(Error::NotRunning);
         }
-        let properties = sinks::properties(name, self.sinks.is_empty(), self.keep_sinks_running);
+        let properties = sinks::properties(name, priority, self.keep_sinks_running);
         let mut command = self.command("pw-cli");
         command.args(["create-node", "adapter", &format!("{{ {properties} }}")]);
         tool::run_ok(command, TOOL_TIMEOUT)?;
         self.sinks.push(name.to_owned());
+        if device {
+            self.device_priorities.insert(name.to_owned(), priority);
+        }
         self.write_sinks_fragment()?;
         wait::wait_for(self.ready_timeout, &format!("the new sink `{name}`"), || self.node_id(name))
     }
@@ -389,6 +436,7 @@ impl TestBed {
         command.args(["destroy", &id.to_string()]);
         tool::run_ok(command, TOOL_TIMEOUT)?;
         self.sinks.retain(|s| s != name);
+        self.device_priorities.remove(name);
         self.write_sinks_fragment()?;
         wait::wait_until(self.ready_timeout, &format!("the sink `{name}` to disappear"), || {
             self.node_id(name).is_none()
@@ -396,7 +444,10 @@ impl TestBed {
     }
 
     fn write_sinks_fragment(&self) -> Result<()> {
-        dirs::write(&self.dirs.sinks_fragment(), &sinks::config_fragment(&self.sinks, self.keep_sinks_running))
+        dirs::write(
+            &self.dirs.sinks_fragment(),
+            &sinks::config_fragment(&self.sinks, &self.device_priorities, self.keep_sinks_running),
+        )
     }
 
     // ---- processes ---------------------------------------------------------

@@ -141,6 +141,10 @@ pub enum Error {
     #[error("graph watcher: {0}")]
     Watcher(String),
 
+    /// The recorder could not connect, its stream failed, or it listens to the wrong sink.
+    #[error("recorder: {0}")]
+    Recorder(String),
+
     /// The operation needs PipeWire running, but it was stopped with `stop_pipewire`.
     #[error("PipeWire is not running in this bed (call start_pipewire first)")]
     NotRunning,

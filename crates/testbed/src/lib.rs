@@ -12,7 +12,7 @@
 //!   [`TestBed::node_id`], [`TestBed::sink_names_linked_to`],
 //!   [`TestBed::node_volume`], ... answer the usual questions directly);
 //! * fake applications ([`TestBed::spawn_app`] with an [`AppSpec`]): the
-//!   `pvm-fake-app` binary of this crate, playing silence on playback streams
+//!   `pvm-fake-app` binary of this crate, playing silence (or a sine) on playback streams
 //!   that carry the properties a desktop application sets;
 //! * the daemon under test ([`TestBed::spawn_daemon`]) and `pvmctl`
 //!   ([`TestBed::pvmctl`]), with their files inside the bed's directory;
@@ -28,6 +28,10 @@
 //! * [`GraphWatcher`]: a PipeWire client that records every node, link and
 //!   (optionally) `default` metadata write and sink volume as they happen,
 //!   so a link that lived for a millisecond is still seen;
+//! * [`Recorder`] ([`TestBed::record`]): listens to what a sink plays
+//!   through its monitor and measures levels and gaps; with
+//!   [`AppSpec::sine`] and [`TestBed::create_device_sink`], tests hear
+//!   the real signal;
 //! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
 //!
 //! ```no_run
@@ -70,6 +74,7 @@ pub mod lifecycle;
 mod locate;
 pub mod memcheck;
 mod process;
+mod recorder;
 mod sinks;
 mod snapshot;
 mod tool;
@@ -85,5 +90,6 @@ pub use graph_watch::{
     GraphWatcher, LinkSeen, NodeSeen, StreamEvent, StreamHistory, VolumeSeen, WatchLog, WatchOptions,
 };
 pub use locate::workspace_binary;
+pub use recorder::{longest_gap, rms_between, rms_of, BufferRecord, Gap, Recorder, RECORD_RATE};
 pub use snapshot::{open_snapshot, wait_status};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};

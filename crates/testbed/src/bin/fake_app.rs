@@ -2,7 +2,9 @@
 //!
 //! Connects to PipeWire (`$XDG_RUNTIME_DIR/pipewire-0`), opens one or more
 //! playback streams (`Stream/Output/Audio`, F32LE stereo 48 kHz, autoconnected
-//! by the session manager) and plays silence on them until it is killed.
+//! by the session manager) and plays silence on them until it is killed, or,
+//! with `--sine HZ`, a continuous sine of that frequency (the same on both
+//! channels, amplitude `--amplitude`, 0.5 by default).
 //! The streams carry `application.name`, `application.process.binary`,
 //! `application.process.id`, `media.role`, `media.name` and any `--prop`.
 //!
@@ -49,6 +51,26 @@ struct Args {
     /// An extra stream property, e.g. node.dont-move=true (repeatable).
     #[arg(long = "prop", value_name = "KEY=VALUE", value_parser = parse_prop)]
     props: Vec<(String, String)>,
+    /// Play a sine of this frequency (Hz) instead of silence.
+    #[arg(long, value_name = "HZ", value_parser = parse_frequency)]
+    sine: Option<f32>,
+    /// Peak amplitude of the sine (0..=1).
+    #[arg(long, value_name = "A", default_value_t = 0.5, requires = "sine", value_parser = parse_amplitude)]
+    amplitude: f32,
+}
+
+fn parse_frequency(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(hz) if hz > 0.0 && hz < RATE as f32 / 2.0 => Ok(hz),
+        _ => Err(format!("expected a frequency between 0 and {} Hz, got {text:?}", RATE / 2)),
+    }
+}
+
+fn parse_amplitude(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(a) if (0.0..=1.0).contains(&a) => Ok(a),
+        _ => Err(format!("expected an amplitude between 0 and 1, got {text:?}")),
+    }
 }
 
 fn parse_prop(text: &str) -> Result<(String, String), String> {
@@ -87,6 +109,14 @@ impl Args {
         props
     }
 
+    /// What each stream plays, from the start.
+    fn signal(&self) -> Signal {
+        match self.sine {
+            Some(hz) => Signal::Sine { hz, amplitude: self.amplitude, phase: 0.0 },
+            None => Signal::Silence,
+        }
+    }
+
     /// The properties of the connection itself (the PipeWire client object).
     fn client_properties(&self) -> PropertiesBox {
         let mut props = PropertiesBox::new();
@@ -118,18 +148,77 @@ fn format_param() -> anyhow::Result<Vec<u8>> {
     Ok(cursor.into_inner())
 }
 
-/// Fills the next buffer of `stream`, if one is free, with silence.
-fn play_silence(stream: &pw::stream::Stream) {
+/// What a stream plays.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Silence,
+    /// A sine; `phase` (in cycles, 0..1) carries over from one buffer to the next.
+    Sine {
+        hz: f32,
+        amplitude: f32,
+        phase: f64,
+    },
+}
+
+impl Signal {
+    /// How a stream playing this connects: a sine's buffers are filled on
+    /// PipeWire's data thread, silence's on the main loop.
+    fn flags(&self) -> StreamFlags {
+        let flags = StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS;
+        match self {
+            Signal::Silence => flags,
+            Signal::Sine { .. } => flags | StreamFlags::RT_PROCESS,
+        }
+    }
+
+    /// The next sample (the same for every channel of a frame); advances the phase.
+    fn next_sample(&mut self) -> f32 {
+        match self {
+            Signal::Silence => 0.0,
+            Signal::Sine { hz, amplitude, phase } => {
+                let value = (f64::from(*amplitude) * (std::f64::consts::TAU * *phase).sin()) as f32;
+                *phase = (*phase + f64::from(*hz) / f64::from(RATE)).fract();
+                value
+            }
+        }
+    }
+
+    /// Fills `bytes` (whole interleaved F32LE frames) and advances the phase.
+    fn fill(&mut self, bytes: &mut [u8]) {
+        if let Signal::Silence = self {
+            bytes.fill(0);
+            return;
+        }
+        for frame in bytes.chunks_exact_mut(FRAME_BYTES) {
+            let sample = self.next_sample().to_le_bytes();
+            for out in frame.chunks_exact_mut(sample.len()) {
+                out.copy_from_slice(&sample);
+            }
+        }
+    }
+}
+
+/// Fills the next buffer of `stream`, if one is free, with the next piece of
+/// `signal`. Silence fills the whole buffer (fewer wake-ups); a sine only as
+/// many frames as the stream asks for (a quantum), so what it plays is heard
+/// at once, and runs on the data thread ([`Signal::flags`]) so a busy
+/// machine does not starve it.
+fn play(stream: &pw::stream::Stream, signal: &mut Signal) {
     let Some(mut buffer) = stream.dequeue_buffer() else {
         return;
     };
+    let requested = buffer.requested() as usize;
     let Some(data) = buffer.datas_mut().first_mut() else {
         return;
     };
     let frames = match data.data() {
         Some(bytes) => {
-            bytes.fill(0);
-            bytes.len() / FRAME_BYTES
+            let mut frames = bytes.len() / FRAME_BYTES;
+            if requested > 0 && !matches!(signal, Signal::Silence) {
+                frames = frames.min(requested);
+            }
+            signal.fill(&mut bytes[..frames * FRAME_BYTES]);
+            frames
         }
         None => 0,
     };
@@ -159,23 +248,18 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .register();
 
     let format = format_param()?;
-    let mut streams: Vec<(StreamBox<'_>, StreamListener<()>)> = Vec::new();
+    let mut streams: Vec<(StreamBox<'_>, StreamListener<Signal>)> = Vec::new();
     for app_name in args.stream_app_names() {
         let stream = StreamBox::new(&core, &args.media_name, args.stream_properties(&app_name))
             .with_context(|| format!("creating a stream for {app_name:?}"))?;
         let listener = stream
-            .add_local_listener_with_user_data(())
-            .process(|stream, _| play_silence(stream))
+            .add_local_listener_with_user_data(args.signal())
+            .process(play)
             .register()
             .context("listening to a stream")?;
         let pod = spa::pod::Pod::from_bytes(&format).ok_or_else(|| anyhow!("the serialised format is not a pod"))?;
         stream
-            .connect(
-                spa::utils::Direction::Output,
-                None,
-                StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS,
-                &mut [pod],
-            )
+            .connect(spa::utils::Direction::Output, None, args.signal().flags(), &mut [pod])
             .with_context(|| format!("connecting the stream of {app_name:?}"))?;
         streams.push((stream, listener));
     }
@@ -192,5 +276,40 @@ fn main() -> ExitCode {
             eprintln!("pvm-fake-app: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sine_is_continuous_across_buffers_and_the_same_on_both_channels() {
+        let mut split = Signal::Sine { hz: 440.0, amplitude: 0.5, phase: 0.0 };
+        let mut whole = split;
+        let mut first = vec![0; FRAME_BYTES * 100];
+        let mut second = vec![0; FRAME_BYTES * 156];
+        split.fill(&mut first);
+        split.fill(&mut second);
+        let mut all = vec![0; FRAME_BYTES * 256];
+        whole.fill(&mut all);
+        first.extend(second);
+        let samples = |bytes: &[u8]| -> Vec<f32> {
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        };
+        let (first, all) = (samples(&first), samples(&all));
+        for (a, b) in first.iter().zip(&all) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        assert!(all.chunks_exact(2).all(|f| f[0] == f[1]));
+        let peak = all.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        assert!(peak > 0.49 && peak <= 0.5, "{peak}");
+    }
+
+    #[test]
+    fn silence_is_zero() {
+        let mut bytes = vec![1; FRAME_BYTES * 4];
+        Signal::Silence.fill(&mut bytes);
+        assert!(bytes.iter().all(|&b| b == 0));
     }
 }
