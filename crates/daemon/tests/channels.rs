@@ -57,7 +57,13 @@ impl Rig {
         self.daemon.kill(libc::SIGKILL).unwrap();
         self.daemon.wait_exit(TIMEOUT).expect("the daemon dies on SIGKILL");
         self.daemon = self.bed.spawn_daemon(&[]).unwrap();
-        self.reader = testbed::open_snapshot(&self.daemon.shm, TIMEOUT).unwrap();
+        let shm = self.daemon.shm.clone();
+        self.bed
+            .wait_until(TIMEOUT, "the new daemon's snapshot", || {
+                SnapshotReader::open(&shm).is_ok_and(|r| r.read().is_ok_and(|s| s.header.daemon_pid == self.daemon.pid))
+            })
+            .unwrap();
+        self.reader = SnapshotReader::open(&shm).unwrap();
     }
 
     fn write_config(&self, config: &str) {
