@@ -118,6 +118,8 @@ pub struct LifecycleCounts {
     pub sinks_created: usize,
     /// Config reloads asked for (request, SIGHUP), good and bad files.
     pub reloads: usize,
+    /// Channels made, re-wired to other outputs and removed again.
+    pub channels: usize,
     /// WirePlumber restarts.
     pub wireplumber_restarts: usize,
     /// PipeWire restarts.
@@ -129,13 +131,14 @@ impl fmt::Display for LifecycleCounts {
         write!(
             f,
             "{} requests, {} app processes with {} streams, {} routing moves, {} sinks created and removed, \
-             {} config reloads, {} WirePlumber and {} PipeWire restarts",
+             {} config reloads, {} channels made, re-wired and removed, {} WirePlumber and {} PipeWire restarts",
             self.requests,
             self.app_processes,
             self.streams,
             self.routing_moves,
             self.sinks_created,
             self.reloads,
+            self.channels,
             self.wireplumber_restarts,
             self.pipewire_restarts
         )
@@ -433,6 +436,7 @@ impl Lifecycle {
         self.wait(&format!("{first} back on game by the rule"), |s| plays_to(s, first, "game", "rule"))?;
 
         self.reload_configs(daemon, &ruled, round)?;
+        self.channel_tour(&ruled)?;
 
         for app in &mut apps {
             app.stop();
@@ -478,6 +482,39 @@ impl Lifecycle {
         let dumps = self.log_count("(SIGUSR1)");
         daemon.kill(libc::SIGUSR1)?;
         self.wait_log("the daemon to dump its trace on SIGUSR1", "(SIGUSR1)", dumps + 1)
+    }
+
+    /// A channel made by a reload (a sink and two links of ours), played
+    /// into by a ruled app, moved between outputs with `OUTPUT`, unlinked,
+    /// and removed by the next reload: every object the daemon makes, made
+    /// and destroyed.
+    fn channel_tour(&mut self, ruled: &[String]) -> Result<()> {
+        let with_channel = format!(
+            "{}\n[[channel]]\nname = \"mc-channel\"\noutput = \"default\"\n",
+            rule_config("mc-channel")
+        );
+        let output_is = |s: &Status, want: Option<&str>| s.sink("mc-channel").is_some_and(|c| c.output.as_deref() == want);
+        write_atomically(&self.config, &with_channel)?;
+        self.expect("RELOAD_CONFIG", |a| a == "OK")?;
+        self.counts.reloads += 1;
+        self.wait("the channel made, wired to the default and played into", |s| {
+            output_is(s, Some(LIFECYCLE_SINKS[0])) && ruled.iter().all(|a| plays_to(s, a, "mc-channel", "rule"))
+        })?;
+        self.expect(&format!("OUTPUT mc-channel {}", LIFECYCLE_SINKS[2]), |a| a == "OK")?;
+        self.wait("the channel on its new output", |s| output_is(s, Some(LIFECYCLE_SINKS[2])))?;
+        self.expect("OUTPUT mc-channel none", |a| a == "OK")?;
+        self.wait("the channel unlinked", |s| output_is(s, None))?;
+        self.expect("OUTPUT mc-channel game", |a| a == "OK")?;
+        self.expect("OUTPUT mc-channel mc-channel", |a| a.starts_with("ERROR "))?;
+        self.expect("OUTPUT mc-channel default", |a| a == "OK")?;
+        write_atomically(&self.config, &rule_config("game"))?;
+        self.expect("RELOAD_CONFIG", |a| a == "OK")?;
+        self.counts.reloads += 1;
+        self.counts.channels += 1;
+        self.wait("the channel removed and the ruled apps back on game", |s| {
+            s.sink("mc-channel").is_none() && ruled.iter().all(|a| plays_to(s, a, "game", "rule"))
+        })?;
+        Ok(())
     }
 
     /// WirePlumber stopped and started while an app plays: the `default`
