@@ -1,9 +1,11 @@
 //! `pvm-demo`: pipewire-volume-mixer at work on a private, headless PipeWire.
 //!
-//! Starts a test bed with the sinks speakers (default), game, chat and music,
-//! writes routing rules, starts the daemon and four fake applications, then
-//! shows `pvmctl status`, changes a volume, mutes a sink, moves an
-//! application and shows the status again. Everything it started is stopped
+//! Starts a test bed with two stand-in output devices, headphones (default)
+//! and speakers, writes a config with three channels (game, chat, music) and
+//! routing rules, starts the daemon (which makes the channels and feeds them
+//! to their outputs) and four fake applications, then shows `pvmctl status`,
+//! changes a volume, mutes a channel, moves an application, sends a channel
+//! to another output, changes the default device and shows the status again. Everything it started is stopped
 //! at the end, or on Ctrl-C. With `--keep` it stays up until Ctrl-C and
 //! prints the variables to export to use it from another shell.
 //!
@@ -20,11 +22,27 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use testbed::{AppSpec, Daemon, FakeApp, TestBed};
 
-/// The bed's sinks; the first is the default.
-const SINKS: &[&str] = &["speakers", "game", "chat", "music"];
+/// The stand-in output devices: `(node.name, priority.session)`; the higher
+/// priority is the default.
+const DEVICES: &[(&str, i32)] = &[("headphones", 1000), ("speakers", 900)];
 
-/// The rules the demo daemon runs with.
-const CONFIG: &str = r#"# pipewire-volume-mixer demo rules
+/// The channels and rules the demo daemon runs with.
+const CONFIG: &str = r#"# pipewire-volume-mixer demo: three channels and the rules that feed them
+[[channel]]
+name = "game"
+description = "Game"
+output = "headphones"
+
+[[channel]]
+name = "chat"
+description = "Chat"
+output = "default"
+
+[[channel]]
+name = "music"
+description = "Music"
+output = "default"
+
 [[rule]]
 match = { "application.name" = "Game*" }
 sink = "game"
@@ -144,6 +162,29 @@ impl Demo {
 
     /// Waits until PipeWire shows `sink` with every channel at `volume`
     /// (cubic, as pvmctl and wpctl show it) and with `mute`; records a failure if not.
+    /// Checks in PipeWire that every link out of `channel` goes to `output`.
+    fn expect_output(&mut self, channel: &str, output: &str) {
+        let bed = &self.bed;
+        let outputs = || -> Vec<String> {
+            let Ok(graph) = bed.dump() else { return Vec::new() };
+            let Some(id) = graph.node_named(channel).map(|n| n.id) else { return Vec::new() };
+            graph
+                .links
+                .iter()
+                .filter(|l| l.output_node == id)
+                .filter_map(|l| graph.node(l.input_node).and_then(|n| n.name()))
+                .collect()
+        };
+        let wired = bed.wait_until(SETTLE, &format!("{channel} on {output}"), || {
+            let now = outputs();
+            !now.is_empty() && now.iter().all(|o| o == output)
+        });
+        match wired {
+            Ok(()) => println!("    PipeWire: {channel} -> {output} ({} links)", outputs().len()),
+            Err(_) => self.fail(format!("channel {channel} should play to {output}, plays to {:?}", outputs())),
+        }
+    }
+
     fn expect_sink(&mut self, sink: &str, volume: f32, mute: bool) {
         let linear = volume.powi(3);
         let bed = &self.bed;
@@ -164,13 +205,18 @@ impl Demo {
 }
 
 fn start() -> anyhow::Result<Demo> {
+    let names: Vec<&str> = DEVICES.iter().map(|(name, _)| *name).collect();
     narrate(&format!(
-        "Starting a private PipeWire + WirePlumber with the sinks {} ({} is the default)",
-        SINKS.join(", "),
-        SINKS[0]
+        "Starting a private PipeWire + WirePlumber with two stand-in output devices, {} ({} is the default)",
+        names.join(" and "),
+        names[0]
     ));
     let started = Instant::now();
-    let bed = TestBed::start(SINKS).context("starting the test bed")?;
+    let bed = DEVICES
+        .iter()
+        .fold(TestBed::builder(), |builder, (name, priority)| builder.device_sink(name, *priority))
+        .start()
+        .context("starting the test bed")?;
     println!("    ready in {} ms, everything lives in {}", started.elapsed().as_millis(), bed.dir().display());
     if bed.hold_hook() {
         println!("    WirePlumber runs pipewire-volume-mixer's hook (as after `pvmctl setup wireplumber`)");
@@ -178,7 +224,7 @@ fn start() -> anyhow::Result<Demo> {
     check_interrupt()?;
 
     let paths = bed.daemon_paths();
-    narrate(&format!("Writing the rules to {}", paths.config.display()));
+    narrate(&format!("Writing the channels and rules to {}", paths.config.display()));
     std::fs::write(&paths.config, CONFIG).with_context(|| format!("writing {}", paths.config.display()))?;
     for line in CONFIG.lines() {
         if line.is_empty() {
@@ -213,9 +259,16 @@ fn start() -> anyhow::Result<Demo> {
 }
 
 fn show(demo: &mut Demo) -> anyhow::Result<()> {
-    narrate("The daemon routes each application by the rules (Firefox matches none: default sink)");
+    narrate("The daemon made its channels in PipeWire and feeds them to their outputs");
+    for channel in ["game", "chat", "music"] {
+        demo.expect_output(channel, "headphones");
+    }
+    demo.pvmctl(&["channels"]);
+    check_interrupt()?;
+
+    narrate("It routes each application by the rules (Firefox matches none: the default device)");
     for (app, sink) in
-        [("Game Of Life", "game"), ("Discord", "chat"), ("Music Player", "music"), ("Firefox", "speakers")]
+        [("Game Of Life", "game"), ("Discord", "chat"), ("Music Player", "music"), ("Firefox", "headphones")]
     {
         demo.expect_route(app, sink);
     }
@@ -225,21 +278,34 @@ fn show(demo: &mut Demo) -> anyhow::Result<()> {
     demo.pvmctl(&["status"]);
     check_interrupt()?;
 
-    narrate("Turning the game sink down to 50%");
+    narrate("Turning the game channel down to 50%");
     if demo.pvmctl(&["volume", "game", "50%"]) {
         demo.expect_sink("game", 0.5, false);
     }
     check_interrupt()?;
 
-    narrate("Muting the chat sink");
+    narrate("Muting the chat channel");
     if demo.pvmctl(&["mute", "chat", "on"]) {
         demo.expect_sink("chat", 1.0, true);
     }
     check_interrupt()?;
 
-    narrate("Moving Firefox to the music sink");
+    narrate("Moving Firefox to the music channel");
     if demo.pvmctl(&["route", "Firefox", "music"]) {
         demo.expect_route("Firefox", "music");
+    }
+    check_interrupt()?;
+
+    narrate("Sending the music channel to the speakers (new links first, then the old ones go)");
+    if demo.pvmctl(&["output", "music", "speakers"]) {
+        demo.expect_output("music", "speakers");
+    }
+    check_interrupt()?;
+
+    narrate("Making the speakers the default: chat (output = \"default\") follows, game stays on headphones");
+    if demo.pvmctl(&["default", "speakers"]) {
+        demo.expect_output("chat", "speakers");
+        demo.expect_output("game", "headphones");
     }
     check_interrupt()?;
 
