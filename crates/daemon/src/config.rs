@@ -648,6 +648,8 @@ sink = "game"
         let (path, _) = repo_file("examples/config.toml");
         let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(config.rules.len() >= 5, "the example shows several rules");
+        let channels: Vec<_> = config.channels.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(channels, ["game", "chat", "music"], "the example makes the channels its rules use");
         let sinks: Vec<_> = config.rules.iter().map(Rule::sink).collect();
         for sink in ["game", "chat", "music"] {
             assert!(sinks.contains(&sink), "example routes to {sink}: {sinks:?}");
@@ -689,7 +691,7 @@ sink = "game"
                 assert!(store.iter().next().is_some(), "{context}: no routes");
             } else {
                 let config = parse(&block, Path::new(&context)).unwrap_or_else(|e| panic!("{e}"));
-                assert!(!config.rules.is_empty(), "{context}: no rules");
+                assert!(!config.rules.is_empty() || !config.channels.is_empty(), "{context}: no rules or channels");
             }
             blocks += 1;
         }
