@@ -131,6 +131,11 @@ uninstall_all() {
     systemctl --user disable --now pipewire-volume-mixer 2>/dev/null || true
   fi
   local removed=0 hook_removed=0 h
+  # The channels outlive the daemon on purpose; take them away with it.
+  if [ -x "$bindir/pipewire-volume-mixer-daemon" ] && [ -n "${XDG_RUNTIME_DIR:-}" ] &&
+    [ -S "$XDG_RUNTIME_DIR/pipewire-0" ]; then
+    "$bindir/pipewire-volume-mixer-daemon" --remove-channels || say "could not remove the channels (see above)"
+  fi
   for f in "$unit_dir/$unit_name" "$bindir/pipewire-volume-mixer-daemon" "$bindir/pvmctl" \
     "$mandir/pvmctl.1" "$bash_completion" "$zsh_completion" "$fish_completion" "${hook_files[@]}"; do
     if [ -e "$f" ] || [ -L "$f" ]; then
