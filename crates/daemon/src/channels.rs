@@ -185,8 +185,10 @@ impl Wiring {
     fn wire(&mut self, mixer: &Mixer, channel: u32, target: Option<u32>, out: &mut Vec<ChannelAction>) {
         // Links from the channel's monitor to sinks: ours to manage. Links to
         // anything else (a recorder, OBS) are left alone.
-        let mut existing: Vec<_> =
-            mixer.links_from(channel).filter(|l| l.input_node != channel && mixer.sink(l.input_node).is_some()).collect();
+        let mut existing: Vec<_> = mixer
+            .links_from(channel)
+            .filter(|l| l.input_node != channel && mixer.sink(l.input_node).is_some())
+            .collect();
         existing.sort_by_key(|l| l.id);
         let wanted = match target {
             Some(target) => {
@@ -201,7 +203,8 @@ impl Wiring {
         };
         let mut missing = false;
         for &(output_port, input_port) in &wanted {
-            let present = existing.iter().any(|l| l.output_port == Some(output_port) && l.input_port == Some(input_port));
+            let present =
+                existing.iter().any(|l| l.output_port == Some(output_port) && l.input_port == Some(input_port));
             if present {
                 self.attempts.remove(&Request::Link(output_port, input_port));
             } else {
@@ -240,7 +243,10 @@ impl Wiring {
         }
         *attempts += 1;
         if *attempts == MAX_ATTEMPTS {
-            tracing::error!(?request, "asked PipeWire {MAX_ATTEMPTS} times without effect; giving up until the config or an output changes");
+            tracing::error!(
+                ?request,
+                "asked PipeWire {MAX_ATTEMPTS} times without effect; giving up until the config or an output changes"
+            );
         }
         self.inflight.insert(request);
         self.unsettled = true;

@@ -214,7 +214,8 @@ fn validate_channels(raw: Vec<Spanned<RawChannel>>) -> Result<Vec<ChannelSpec>, 
         if specs.iter().any(|s| s.name == name) {
             return Err(Invalid::new(name_span, format!("channel {number}: another channel is named \"{name}\"")));
         }
-        let description = description.map(Spanned::into_inner).filter(|d| !d.is_empty()).unwrap_or_else(|| name.clone());
+        let description =
+            description.map(Spanned::into_inner).filter(|d| !d.is_empty()).unwrap_or_else(|| name.clone());
         let (output, output_span) = match output {
             Some(o) => {
                 let span = o.span();
@@ -233,7 +234,9 @@ fn validate_channels(raw: Vec<Spanned<RawChannel>>) -> Result<Vec<ChannelSpec>, 
             if specs.iter().any(|s| &s.name == output) {
                 return Err(Invalid::new(
                     span,
-                    format!("channel {number}: `output` is the channel \"{output}\"; a channel's output must be a device"),
+                    format!(
+                        "channel {number}: `output` is the channel \"{output}\"; a channel's output must be a device"
+                    ),
                 ));
             }
         }
@@ -541,7 +544,8 @@ output = "none"
 match = { "media.role" = "Game" }
 sink = "game"
 "#);
-        let got: Vec<_> = config.channels.iter().map(|c| (c.name.as_str(), c.description.as_str(), &c.output)).collect();
+        let got: Vec<_> =
+            config.channels.iter().map(|c| (c.name.as_str(), c.description.as_str(), &c.output)).collect();
         assert_eq!(
             got,
             [

@@ -1,8 +1,8 @@
 //! Fills the shared-memory snapshot from the mixer's state.
 
 use pvm_ipc::layout::{
-    app_flags, header_flags, sink_flags, write_str, SinkKind, Snapshot, TargetSource, MAX_APPS, MAX_SINKS, MAX_STREAMS_PER_APP,
-    NO_ID,
+    app_flags, header_flags, sink_flags, write_str, SinkKind, Snapshot, TargetSource, MAX_APPS, MAX_SINKS,
+    MAX_STREAMS_PER_APP, NO_ID,
 };
 
 use crate::model::{volume, Mixer};
@@ -64,9 +64,8 @@ pub fn fill(snap: &mut Snapshot, view: View<'_>, apps: bool) {
         }
         slot.kind = if sink.props.channel { SinkKind::Channel } else { SinkKind::Device } as u32;
         slot.output_id = output.unwrap_or(NO_ID);
-        truncated |= f
-            & (sink_flags::NAME_TRUNCATED | sink_flags::DESCRIPTION_TRUNCATED | sink_flags::OUTPUT_TRUNCATED)
-            != 0;
+        truncated |=
+            f & (sink_flags::NAME_TRUNCATED | sink_flags::DESCRIPTION_TRUNCATED | sink_flags::OUTPUT_TRUNCATED) != 0;
         slot.id = sink.id;
         slot.flags = f;
         slot.volume = volume::displayed(&sink.channels);

@@ -228,7 +228,9 @@ fn channels_never_become_the_default_sink_over_20_cycles() {
         rig.assert_default_is_a_device(&format!("cycle {cycle}, channels made"));
         rig.write_config("");
         assert_eq!(rig.request(Request::ReloadConfig), Response::Ok(None));
-        rig.bed.wait_until(TIMEOUT, "channels removed", || rig.nodes_named("game") + rig.nodes_named("chat") == 0).unwrap();
+        rig.bed
+            .wait_until(TIMEOUT, "channels removed", || rig.nodes_named("game") + rig.nodes_named("chat") == 0)
+            .unwrap();
         rig.assert_default_is_a_device(&format!("cycle {cycle}, channels removed"));
         rig.write_config(CHANNELS);
         rig.crash_and_restart();

@@ -136,9 +136,7 @@ fn unplugged_headphones_fall_back_to_the_default_output_and_come_back() {
     wait_level(&headphones, "the sine back on headphones", |l| near(l, FULL));
     wait_level(&speakers, "speakers silent again", |l| l < SILENCE);
     eprintln!("plugged back: the sine on headphones {:?} after the device appeared", plugged.elapsed());
-    rig.wait("game's output is headphones", |s| {
-        s.sink("game").and_then(|g| g.output.as_deref()) == Some("headphones")
-    });
+    rig.wait("game's output is headphones", |s| s.sink("game").and_then(|g| g.output.as_deref()) == Some("headphones"));
 }
 
 #[test]

@@ -8,9 +8,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pvm_ipc::layout::{
-    app_flags, header_flags, sink_flags, AppSlot, Header, SinkSlot, Snapshot, TargetSource, APP_NAME_LEN, APP_SINK_LEN,
-    LAYOUT_VERSION, MAGIC, MAX_APPS, MAX_SINKS, MAX_STREAMS_PER_APP, NO_ID, SINK_DESCRIPTION_LEN, SINK_NAME_LEN, SINK_OUTPUT_LEN, SinkKind,
-    SNAPSHOT_SIZE,
+    app_flags, header_flags, sink_flags, AppSlot, Header, SinkKind, SinkSlot, Snapshot, TargetSource, APP_NAME_LEN,
+    APP_SINK_LEN, LAYOUT_VERSION, MAGIC, MAX_APPS, MAX_SINKS, MAX_STREAMS_PER_APP, NO_ID, SINK_DESCRIPTION_LEN,
+    SINK_NAME_LEN, SINK_OUTPUT_LEN, SNAPSHOT_SIZE,
 };
 use serde_json::Value;
 use testbed::{AppSpec, TestBed};

@@ -2,7 +2,9 @@
 //! `Request::to_line` writes parses back to the same request.
 
 use proptest::prelude::*;
-use pvm_ipc::protocol::{parse_request, parse_response, MuteAction, OutputChoice, ProtocolError, Request, Response, MAX_LINE};
+use pvm_ipc::protocol::{
+    parse_request, parse_response, MuteAction, OutputChoice, ProtocolError, Request, Response, MAX_LINE,
+};
 
 /// Names the protocol can carry: any non-empty text without control
 /// characters other than tab, biased towards the characters that need quoting.
@@ -46,7 +48,8 @@ fn request() -> impl Strategy<Value = Request> {
         (name(), volume()).prop_map(|(app, volume)| Request::SetAppVolume { app, volume }),
         (name(), mute()).prop_map(|(app, mute)| Request::MuteApp { app, mute }),
         name().prop_map(|sink| Request::SetDefault { sink }),
-        (name(), name()).prop_map(|(channel, output)| Request::Output { channel, output: OutputChoice::parse(&output) }),
+        (name(), name())
+            .prop_map(|(channel, output)| Request::Output { channel, output: OutputChoice::parse(&output) }),
         name().prop_map(|channel| Request::Output { channel, output: OutputChoice::Default }),
         name().prop_map(|channel| Request::Output { channel, output: OutputChoice::None }),
     ]

@@ -489,11 +489,10 @@ impl Lifecycle {
     /// and removed by the next reload: every object the daemon makes, made
     /// and destroyed.
     fn channel_tour(&mut self, ruled: &[String]) -> Result<()> {
-        let with_channel = format!(
-            "{}\n[[channel]]\nname = \"mc-channel\"\noutput = \"default\"\n",
-            rule_config("mc-channel")
-        );
-        let output_is = |s: &Status, want: Option<&str>| s.sink("mc-channel").is_some_and(|c| c.output.as_deref() == want);
+        let with_channel =
+            format!("{}\n[[channel]]\nname = \"mc-channel\"\noutput = \"default\"\n", rule_config("mc-channel"));
+        let output_is =
+            |s: &Status, want: Option<&str>| s.sink("mc-channel").is_some_and(|c| c.output.as_deref() == want);
         write_atomically(&self.config, &with_channel)?;
         self.expect("RELOAD_CONFIG", |a| a == "OK")?;
         self.counts.reloads += 1;

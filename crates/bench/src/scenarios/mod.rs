@@ -1,5 +1,6 @@
 //! The benchmark's scenarios, one file each; all start their own test bed.
 
+pub mod channels;
 pub mod compare;
 pub mod latency;
 pub mod leaks;

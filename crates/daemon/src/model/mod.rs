@@ -327,9 +327,8 @@ impl Mixer {
                 }
                 changed.visible = before != sink.props;
                 changed.sinks = before.node_name != sink.props.node_name;
-                changed.wiring = changed.sinks
-                    || before.channel != sink.props.channel
-                    || before.priority != sink.props.priority;
+                changed.wiring =
+                    changed.sinks || before.channel != sink.props.channel || before.priority != sink.props.priority;
             }
             return changed;
         }

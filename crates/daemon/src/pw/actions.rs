@@ -49,7 +49,9 @@ pub fn perform(session: &Session, action: &Action) -> Result<Vec<u32>> {
             let value = serde_json::json!({ "name": name }).to_string();
             vec![session.set_metadata(0, "default.configured.audio.sink", Some("Spa:String:JSON"), Some(&value))?]
         }
-        Action::Channel(ChannelAction::Create { name, description }) => vec![session.create_channel(name, description)?],
+        Action::Channel(ChannelAction::Create { name, description }) => {
+            vec![session.create_channel(name, description)?]
+        }
         Action::Channel(ChannelAction::Link { output_node, output_port, input_node, input_port }) => {
             vec![session.create_link(*output_node, *output_port, *input_node, *input_port)?]
         }
