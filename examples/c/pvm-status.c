@@ -16,6 +16,7 @@
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,8 +263,15 @@ static void print_json(const struct pvm_snapshot *s)
 		json_string(k->description, sizeof k->description);
 		fputs(",\"volume\":", stdout);
 		json_number(rounded_volume(k->volume));
-		printf(",\"muted\":%s,\"default\":%s,\"channels\":%u}", bool_str(k->flags & PVM_SINK_MUTED),
+		printf(",\"muted\":%s,\"default\":%s,\"channels\":%u", bool_str(k->flags & PVM_SINK_MUTED),
 		       bool_str(k->flags & PVM_SINK_DEFAULT), k->channels);
+		bool channel = k->kind == PVM_SINK_KIND_CHANNEL;
+		printf(",\"kind\":\"%s\",\"output\":", channel ? "channel" : "device");
+		if (channel && k->output_id != PVM_NO_ID)
+			json_string(k->output, sizeof k->output);
+		else
+			fputs("null", stdout);
+		fputs("}", stdout);
 	}
 	fputs("],\"apps\":[", stdout);
 	for (unsigned i = 0; i < app_count(s); i++) {

@@ -13,7 +13,7 @@ As a module:
     status = read_status()            # a dict shaped like `pvmctl status --json`
     print(status["sinks"][0]["volume"])
 
-The layout (version 1) is described in include/pipewire-volume-mixer.h and
+The layout (version 2) is described in include/pipewire-volume-mixer.h and
 crates/pvm-ipc/src/layout.rs. The seqlock read: read the generation; if it is
 odd a publish is in progress, retry; copy the file; read the generation again;
 if it changed the copy may be torn, retry. CPython has no atomic loads or
@@ -32,7 +32,7 @@ import sys
 import time
 
 MAGIC = 0x534D5650  # b"PVMS" as a little-endian u32
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 MAX_SINKS = 8
 MAX_APPS = 128
 MAX_STREAMS_PER_APP = 8
@@ -49,8 +49,8 @@ GENERATION_OFFSET = 8
 # magic, version, generation, last_update_ns, flags, sink_count, app_count,
 # total_sinks, total_apps, daemon_pid, file_size, reserved[3]
 HEADER = struct.Struct("<IIQQIIIIIII12x")
-# id, flags, volume, channels, serial, name[64], description[112], reserved[56]
-SINK = struct.Struct("<IIfIQ64s112s56x")
+# id, flags, volume, channels, serial, name[64], description[112], kind, output_id, output[48]
+SINK = struct.Struct("<IIfIQ64s112sII48s")
 # flags, stream_count, volume, target_source, stream_ids[8], name[80], sink[64], target[64]
 APP = struct.Struct("<IIfI8I80s64s64s")
 GENERATION = struct.Struct("<Q")
@@ -65,6 +65,8 @@ HOLD_ACTIVE = 1 << 5
 # Sink flags.
 SINK_MUTED = 1 << 0
 SINK_DEFAULT = 1 << 1
+# Sink kinds.
+SINK_KIND_CHANNEL = 1
 # App flags.
 APP_ACTIVE = 1 << 0
 APP_MOVABLE = 1 << 1
@@ -150,8 +152,9 @@ def parse(data):
 
     sinks = []
     for i in range(min(sink_count, MAX_SINKS)):
-        sid, sflags, volume, channels, _serial, name, description = SINK.unpack_from(
+        sid, sflags, volume, channels, _serial, name, description, kind, output_id, output = SINK.unpack_from(
             data, SINKS_OFFSET + i * SINK_SIZE)
+        channel = kind == SINK_KIND_CHANNEL
         sinks.append({
             "id": sid,
             "name": text(name),
@@ -160,6 +163,8 @@ def parse(data):
             "muted": bool(sflags & SINK_MUTED),
             "default": bool(sflags & SINK_DEFAULT),
             "channels": channels,
+            "kind": "channel" if channel else "device",
+            "output": text(output) if channel and output_id != NO_ID else None,
         })
 
     apps = []
