@@ -253,7 +253,8 @@ fn remove_all_takes_every_channel_away_once_the_daemon_is_stopped() {
     rig.daemon.kill(libc::SIGTERM).unwrap();
     rig.daemon.wait_exit(TIMEOUT).expect("the daemon stops");
     assert_eq!(rig.nodes_named("game"), 1, "channels outlive the daemon");
-    let done = remove();
+    // Through pvmctl, which runs the daemon binary beside it.
+    let done = rig.bed.pvmctl(&rig.daemon, &["channels", "--remove-all"]).unwrap();
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert_eq!(String::from_utf8_lossy(&done.stdout), "removed 2 channel(s): game, chat\n");
     assert_eq!((rig.nodes_named("game"), rig.nodes_named("chat")), (0, 0));
