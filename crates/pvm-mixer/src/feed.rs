@@ -1,0 +1,310 @@
+//! The snapshot watcher: a thread that sends the mixer a new state whenever
+//! the daemon publishes, starts or goes away, and sleeps in the kernel
+//! otherwise.
+//!
+//! * While a daemon runs: a futex wait on the snapshot's generation, woken by
+//!   every publish; a daemon that dies without publishing wakes it too,
+//!   through a thread on the daemon's pidfd ([`SnapshotReader::wake_on_exit`]).
+//! * While no daemon runs: an inotify watch on the snapshot's directory
+//!   (a daemon that creates or replaces the file), together with the futex
+//!   (a daemon that reuses the file in place). The watch exists only then, so
+//!   other files coming and going in `/dev/shm` never wake a mixer whose
+//!   daemon runs.
+//! * Only while a daemon initialises a *new* file (its first few
+//!   milliseconds; the file exists but cannot be mapped as a snapshot yet)
+//!   does it look again after [`INIT_RETRY`], as there is nothing to sleep
+//!   on yet.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pvm_ipc::reader::{ShmError, SnapshotReader};
+use pvm_ipc::status::Status;
+use rustix::fs::inotify;
+
+use crate::app::Link;
+
+/// How long to wait before opening a file again that a daemon is still
+/// initialising (see the module docs).
+const INIT_RETRY: Duration = Duration::from_millis(50);
+
+/// When the snapshot's directory cannot be watched (it does not exist yet,
+/// or inotify is unavailable): how often to look for the file. Only while
+/// no daemon runs.
+const NO_WATCH_RETRY: Duration = Duration::from_secs(2);
+
+/// What the watcher tells the mixer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    /// What was found.
+    pub link: Link,
+    /// The state read, when there is one.
+    pub status: Option<Status>,
+    /// Each app's number of streams, in the order of `status.apps`.
+    pub stream_counts: Vec<u32>,
+}
+
+/// Starts the watcher thread for the snapshot at `path`; it calls `send`
+/// with every new state and stops when `send` returns `false`.
+pub fn spawn(path: PathBuf, send: impl FnMut(Update) -> bool + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new().name("snapshot".into()).spawn(move || Watcher::new(path, send).run())?;
+    Ok(())
+}
+
+/// Device and inode: a daemon that made a new file is noticed by these.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+struct Watcher<F> {
+    path: PathBuf,
+    send: F,
+    last: Option<Update>,
+    dir: Option<DirWatch>,
+    /// The daemon whose exit wakes the current reader's waiters.
+    exit_watched: Option<u32>,
+}
+
+/// Stop: the mixer is gone.
+struct Stop;
+
+impl<F: FnMut(Update) -> bool> Watcher<F> {
+    fn new(path: PathBuf, send: F) -> Self {
+        let dir = DirWatch::start(&path).map_err(|e| tracing::warn!("cannot watch the snapshot's directory: {e}")).ok();
+        Watcher { path, send, last: None, dir, exit_watched: None }
+    }
+
+    fn tell(&mut self, update: Update) -> Result<(), Stop> {
+        if self.last.as_ref() == Some(&update) {
+            return Ok(());
+        }
+        self.last = Some(update.clone());
+        if (self.send)(update) {
+            Ok(())
+        } else {
+            Err(Stop)
+        }
+    }
+
+    fn run(mut self) {
+        let _ = self.run_until_stopped();
+    }
+
+    fn run_until_stopped(&mut self) -> Result<(), Stop> {
+        loop {
+            // Watch the directory before looking, so a file created right
+            // after the look is not missed.
+            self.arm(true);
+            let identity = identity(&self.path);
+            match SnapshotReader::open(&self.path) {
+                Ok(reader) => self.follow(Arc::new(reader), identity)?,
+                Err(e) if e.is_not_found() => {
+                    let path = self.path.display().to_string();
+                    self.tell(Update { link: Link::NoSnapshot { path }, status: None, stream_counts: Vec::new() })?;
+                    self.wait_for_directory(None);
+                }
+                Err(ShmError::NotReady { .. } | ShmError::TooSmall { .. }) => {
+                    self.tell(Update { link: Link::Starting, status: None, stream_counts: Vec::new() })?;
+                    self.wait_for_directory(Some(INIT_RETRY));
+                }
+                Err(e) => {
+                    self.tell(Update {
+                        link: Link::Unreadable(e.to_string()),
+                        status: None,
+                        stream_counts: Vec::new(),
+                    })?;
+                    self.wait_for_directory(None);
+                }
+            }
+        }
+    }
+
+    /// Watches the directory (`on`) or stops watching it.
+    fn arm(&mut self, on: bool) {
+        if let Some(dir) = &mut self.dir {
+            if let Err(e) = dir.arm(on) {
+                tracing::warn!("cannot watch {}: {e}", dir.dir.display());
+            }
+        }
+    }
+
+    /// Sleeps until something happens in the snapshot's directory, or `timeout`.
+    fn wait_for_directory(&mut self, timeout: Option<Duration>) {
+        match &self.dir {
+            Some(dir) if dir.armed => dir.wait(timeout),
+            // Nothing to sleep on: the directory is missing or not watchable.
+            _ => std::thread::sleep(timeout.unwrap_or(NO_WATCH_RETRY)),
+        }
+    }
+
+    /// Reads the snapshot after every publish until its file is replaced or
+    /// removed while no daemon runs on it.
+    fn follow(&mut self, reader: Arc<SnapshotReader>, identity: Option<(u64, u64)>) -> Result<(), Stop> {
+        self.exit_watched = None;
+        loop {
+            let generation = match reader.read() {
+                Ok(snapshot) => {
+                    let mut status = Status::from(&*snapshot);
+                    status.running = status.running && reader.daemon_alive(&snapshot);
+                    let generation = status.generation;
+                    let running = status.running;
+                    let pid = snapshot.header.daemon_pid;
+                    let stream_counts = snapshot.apps().iter().map(|a| a.stream_count).collect();
+                    self.tell(Update { link: Link::Read, status: Some(status), stream_counts })?;
+                    if running {
+                        // A live daemon: only the futex (and its exit) can wake us.
+                        self.arm(false);
+                        if self.exit_watched != Some(pid) && reader.wake_on_exit(pid).is_ok() {
+                            self.exit_watched = Some(pid);
+                        }
+                        let timeout = if self.exit_watched == Some(pid) { None } else { Some(NO_WATCH_RETRY) };
+                        let _ = reader.wait_once(generation, timeout);
+                        continue;
+                    }
+                    generation
+                }
+                // A daemon re-initialises the file, or died in the middle of a
+                // publish: the next publish wakes the futex.
+                Err(ShmError::NotReady { .. } | ShmError::Busy { .. }) => {
+                    self.tell(Update { link: Link::Starting, status: None, stream_counts: Vec::new() })?;
+                    reader.generation()
+                }
+                Err(e) => {
+                    self.tell(Update {
+                        link: Link::Unreadable(e.to_string()),
+                        status: None,
+                        stream_counts: Vec::new(),
+                    })?;
+                    reader.generation()
+                }
+            };
+            // No daemon: wait for one to publish on this file, or for the
+            // file to be replaced or removed (the directory watch wakes the
+            // futex then).
+            self.arm(true);
+            if let Some(dir) = &self.dir {
+                dir.wake_on_change(Some(Arc::clone(&reader)));
+            }
+            if crate::feed::identity(&self.path) != identity {
+                return self.stop_waking();
+            }
+            let _ = reader.wait_once(generation, if self.dir_armed() { None } else { Some(NO_WATCH_RETRY) });
+            if crate::feed::identity(&self.path) != identity {
+                return self.stop_waking();
+            }
+        }
+    }
+
+    fn dir_armed(&self) -> bool {
+        self.dir.as_ref().is_some_and(|d| d.armed)
+    }
+
+    fn stop_waking(&mut self) -> Result<(), Stop> {
+        if let Some(dir) = &self.dir {
+            dir.wake_on_change(None);
+            dir.drain();
+        }
+        Ok(())
+    }
+}
+
+/// An inotify watch on the snapshot's directory, read by its own thread:
+/// every event about the snapshot's file name is passed on, to a channel
+/// and to the futex of the reader that waits for it.
+struct DirWatch {
+    dir: PathBuf,
+    fd: Arc<OwnedFd>,
+    watch: Option<i32>,
+    armed: bool,
+    events: Receiver<()>,
+    wake: Arc<Mutex<Option<Arc<SnapshotReader>>>>,
+}
+
+impl DirWatch {
+    fn start(path: &Path) -> std::io::Result<DirWatch> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let name: OsString = path.file_name().map(OsString::from).unwrap_or_default();
+        let fd = Arc::new(inotify::init(inotify::CreateFlags::CLOEXEC)?);
+        let (tx, events) = mpsc::channel();
+        let wake: Arc<Mutex<Option<Arc<SnapshotReader>>>> = Arc::default();
+        let (thread_fd, thread_wake) = (Arc::clone(&fd), Arc::clone(&wake));
+        std::thread::Builder::new()
+            .name("snapshot-dir".into())
+            .spawn(move || read_events(&thread_fd, &name, &tx, &thread_wake))?;
+        Ok(DirWatch { dir, fd, watch: None, armed: false, events, wake })
+    }
+
+    fn arm(&mut self, on: bool) -> std::io::Result<()> {
+        if on == self.armed {
+            return Ok(());
+        }
+        if on {
+            let flags = inotify::WatchFlags::CREATE
+                | inotify::WatchFlags::MOVED_TO
+                | inotify::WatchFlags::MOVED_FROM
+                | inotify::WatchFlags::DELETE
+                | inotify::WatchFlags::ATTRIB
+                | inotify::WatchFlags::CLOSE_WRITE;
+            self.watch = Some(inotify::add_watch(&*self.fd, &self.dir, flags)?);
+        } else if let Some(wd) = self.watch.take() {
+            let _ = inotify::remove_watch(&*self.fd, wd);
+        }
+        self.armed = on;
+        Ok(())
+    }
+
+    fn wait(&self, timeout: Option<Duration>) {
+        let got = match timeout {
+            Some(t) => !matches!(self.events.recv_timeout(t), Err(RecvTimeoutError::Timeout)),
+            None => self.events.recv().is_ok(),
+        };
+        if got {
+            self.drain();
+        }
+    }
+
+    fn drain(&self) {
+        while self.events.try_recv().is_ok() {}
+    }
+
+    /// Which reader's futex to wake on the next event (`None`: none).
+    fn wake_on_change(&self, reader: Option<Arc<SnapshotReader>>) {
+        *self.wake.lock().unwrap_or_else(|p| p.into_inner()) = reader;
+    }
+}
+
+/// The directory thread: blocks in `read` on the inotify descriptor.
+fn read_events(fd: &OwnedFd, name: &OsString, tx: &Sender<()>, wake: &Mutex<Option<Arc<SnapshotReader>>>) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    let mut reader = inotify::Reader::new(fd, &mut buf);
+    loop {
+        let event = match reader.next() {
+            Ok(event) => event,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::warn!("reading inotify events: {e}");
+                return;
+            }
+        };
+        let ours = event.file_name().is_some_and(|n| n.to_bytes() == name.as_bytes());
+        let overflow = event.events().contains(inotify::ReadFlags::QUEUE_OVERFLOW);
+        if ours || overflow {
+            if tx.send(()).is_err() {
+                return;
+            }
+            if let Some(reader) = wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                reader.wake_waiters();
+            }
+        }
+    }
+}
