@@ -255,6 +255,15 @@ impl App {
         }
     }
 
+    /// Closes the help if it is open; returns whether it was.
+    pub fn close_help(&mut self) -> bool {
+        let open = self.popup == Some(Popup::Help);
+        if open {
+            self.popup = None;
+        }
+        open
+    }
+
     fn remember_selection(&mut self) {
         self.selected_sink = self.selected_sink().map(|s| s.name.clone());
         self.selected_app = self.selected_app().map(|a| a.name.clone());

@@ -4,7 +4,9 @@
 //!
 //! * While a daemon runs: a futex wait on the snapshot's generation, woken by
 //!   every publish; a daemon that dies without publishing wakes it too,
-//!   through a thread on the daemon's pidfd ([`SnapshotReader::wake_on_exit`]).
+//!   through a thread asleep on the daemon's pidfd ([`watch_exit`]), which
+//!   also marks the daemon dead (a dead daemon that nobody has reaped yet
+//!   still answers `kill(pid, 0)`).
 //! * While no daemon runs: an inotify watch on the snapshot's directory
 //!   (a daemon that creates or replaces the file), together with the futex
 //!   (a daemon that reuses the file in place). The watch exists only then, so
@@ -20,6 +22,7 @@ use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +36,11 @@ use crate::app::Link;
 /// How long to wait before opening a file again that a daemon is still
 /// initialising (see the module docs).
 const INIT_RETRY: Duration = Duration::from_millis(50);
+
+/// How many times a file that is not (yet) a snapshot is looked at again
+/// before the watcher waits for the directory only: 2 s in all, far more
+/// than a daemon needs to initialise it.
+const INIT_RETRIES: u32 = 40;
 
 /// When the snapshot's directory cannot be watched (it does not exist yet,
 /// or inotify is unavailable): how often to look for the file. Only while
@@ -67,8 +75,12 @@ struct Watcher<F> {
     send: F,
     last: Option<Update>,
     dir: Option<DirWatch>,
-    /// The daemon whose exit wakes the current reader's waiters.
-    exit_watched: Option<u32>,
+    /// Looks at a file that is not a snapshot yet, since the last good read
+    /// or directory event.
+    init_retries: u32,
+    /// The daemon whose exit wakes the current reader's waiters, and
+    /// whether it has exited.
+    exit_watched: Option<(u32, Arc<AtomicBool>)>,
 }
 
 /// Stop: the mixer is gone.
@@ -77,7 +89,7 @@ struct Stop;
 impl<F: FnMut(Update) -> bool> Watcher<F> {
     fn new(path: PathBuf, send: F) -> Self {
         let dir = DirWatch::start(&path).map_err(|e| tracing::warn!("cannot watch the snapshot's directory: {e}")).ok();
-        Watcher { path, send, last: None, dir, exit_watched: None }
+        Watcher { path, send, last: None, dir, init_retries: 0, exit_watched: None }
     }
 
     fn tell(&mut self, update: Update) -> Result<(), Stop> {
@@ -103,17 +115,29 @@ impl<F: FnMut(Update) -> bool> Watcher<F> {
             self.arm(true);
             let identity = identity(&self.path);
             match SnapshotReader::open(&self.path) {
-                Ok(reader) => self.follow(Arc::new(reader), identity)?,
+                Ok(reader) => {
+                    self.init_retries = 0;
+                    self.follow(Arc::new(reader), identity)?;
+                }
                 Err(e) if e.is_not_found() => {
                     let path = self.path.display().to_string();
+                    self.init_retries = 0;
                     self.tell(Update { link: Link::NoSnapshot { path }, status: None, stream_counts: Vec::new() })?;
                     self.wait_for_directory(None);
                 }
-                Err(ShmError::NotReady { .. } | ShmError::TooSmall { .. }) => {
+                // A file being initialised: version 0, or (just created) still
+                // short or without its magic number. Nothing to sleep on yet.
+                Err(ShmError::NotReady { .. } | ShmError::TooSmall { .. } | ShmError::BadMagic { .. })
+                    if self.init_retries < INIT_RETRIES =>
+                {
+                    self.init_retries += 1;
                     self.tell(Update { link: Link::Starting, status: None, stream_counts: Vec::new() })?;
-                    self.wait_for_directory(Some(INIT_RETRY));
+                    if self.wait_for_directory(Some(INIT_RETRY)) {
+                        self.init_retries = 0;
+                    }
                 }
                 Err(e) => {
+                    self.init_retries = 0;
                     self.tell(Update {
                         link: Link::Unreadable(e.to_string()),
                         status: None,
@@ -134,12 +158,16 @@ impl<F: FnMut(Update) -> bool> Watcher<F> {
         }
     }
 
-    /// Sleeps until something happens in the snapshot's directory, or `timeout`.
-    fn wait_for_directory(&mut self, timeout: Option<Duration>) {
+    /// Sleeps until something happens in the snapshot's directory, or
+    /// `timeout`; returns whether something happened.
+    fn wait_for_directory(&mut self, timeout: Option<Duration>) -> bool {
         match &self.dir {
             Some(dir) if dir.armed => dir.wait(timeout),
             // Nothing to sleep on: the directory is missing or not watchable.
-            _ => std::thread::sleep(timeout.unwrap_or(NO_WATCH_RETRY)),
+            _ => {
+                std::thread::sleep(timeout.unwrap_or(NO_WATCH_RETRY));
+                false
+            }
         }
     }
 
@@ -151,19 +179,25 @@ impl<F: FnMut(Update) -> bool> Watcher<F> {
             let generation = match reader.read() {
                 Ok(snapshot) => {
                     let mut status = Status::from(&*snapshot);
-                    status.running = status.running && reader.daemon_alive(&snapshot);
+                    let pid = snapshot.header.daemon_pid;
+                    let exited = self.exit_watched.as_ref().is_some_and(|(p, e)| *p == pid && e.load(Ordering::SeqCst));
+                    status.running = status.running && !exited && reader.daemon_alive(&snapshot);
                     let generation = status.generation;
                     let running = status.running;
-                    let pid = snapshot.header.daemon_pid;
                     let stream_counts = snapshot.apps().iter().map(|a| a.stream_count).collect();
                     self.tell(Update { link: Link::Read, status: Some(status), stream_counts })?;
                     if running {
                         // A live daemon: only the futex (and its exit) can wake us.
                         self.arm(false);
-                        if self.exit_watched != Some(pid) && reader.wake_on_exit(pid).is_ok() {
-                            self.exit_watched = Some(pid);
+                        let watched = self.exit_watched.as_ref().is_some_and(|(p, _)| *p == pid);
+                        if !watched {
+                            match watch_exit(&reader, pid) {
+                                Ok(exited) => self.exit_watched = Some((pid, exited)),
+                                Err(e) => tracing::warn!("cannot watch the daemon's exit: {e}"),
+                            }
                         }
-                        let timeout = if self.exit_watched == Some(pid) { None } else { Some(NO_WATCH_RETRY) };
+                        let watched = self.exit_watched.as_ref().is_some_and(|(p, _)| *p == pid);
+                        let timeout = if watched { None } else { Some(NO_WATCH_RETRY) };
                         let _ = reader.wait_once(generation, timeout);
                         continue;
                     }
@@ -214,6 +248,30 @@ impl<F: FnMut(Update) -> bool> Watcher<F> {
     }
 }
 
+/// Starts a thread that sleeps on the pidfd of process `pid` (the daemon)
+/// until it exits, then sets the returned flag and wakes the waiters of
+/// `reader`'s futex.
+fn watch_exit(reader: &Arc<SnapshotReader>, pid: u32) -> std::io::Result<Arc<AtomicBool>> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw);
+    let pid = pid.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    let exited = Arc::new(AtomicBool::new(false));
+    let (flag, reader) = (Arc::clone(&exited), Arc::clone(reader));
+    std::thread::Builder::new().name("daemon-exit".into()).spawn(move || {
+        loop {
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            match poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => continue,
+                _ => break,
+            }
+        }
+        flag.store(true, Ordering::SeqCst);
+        reader.wake_waiters();
+    })?;
+    Ok(exited)
+}
+
 /// An inotify watch on the snapshot's directory, read by its own thread:
 /// every event about the snapshot's file name is passed on, to a channel
 /// and to the futex of the reader that waits for it.
@@ -262,7 +320,7 @@ impl DirWatch {
         Ok(())
     }
 
-    fn wait(&self, timeout: Option<Duration>) {
+    fn wait(&self, timeout: Option<Duration>) -> bool {
         let got = match timeout {
             Some(t) => !matches!(self.events.recv_timeout(t), Err(RecvTimeoutError::Timeout)),
             None => self.events.recv().is_ok(),
@@ -270,6 +328,7 @@ impl DirWatch {
         if got {
             self.drain();
         }
+        got
     }
 
     fn drain(&self) {

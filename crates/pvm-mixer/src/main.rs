@@ -161,7 +161,11 @@ fn handle(app: &mut App, event: Event, jobs: &mpsc::Sender<Job>) -> anyhow::Resu
     Ok(match event {
         Event::Input(crossterm::event::Event::Resize(..)) => Step::Redraw,
         Event::Input(input) => {
-            let Some(action) = keys::action_for(&input) else { return Ok(Step::Nothing) };
+            let Some(action) = keys::action_for(&input) else {
+                // Any key closes the help, even one without a meaning.
+                let key_press = matches!(&input, crossterm::event::Event::Key(k) if k.kind != crossterm::event::KeyEventKind::Release);
+                return Ok(if key_press && app.close_help() { Step::Redraw } else { Step::Nothing });
+            };
             let quits = action == Action::Quit || (action == Action::Close && app.popup.is_none());
             if quits {
                 return Ok(Step::Quit(ExitCode::SUCCESS));

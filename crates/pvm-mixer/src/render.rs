@@ -189,10 +189,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     let area = frame.area();
     app.hits = Hits::default();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let text = format!(
-            "pvm-mixer: the terminal is too small ({}x{}; at least {MIN_WIDTH}x{MIN_HEIGHT})",
-            area.width, area.height
-        );
+        let text = format!("Too small: {}x{}; pvm-mixer needs {MIN_WIDTH}x{MIN_HEIGHT}", area.width, area.height);
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }

@@ -28,6 +28,9 @@
 //! * [`GraphWatcher`]: a PipeWire client that records every node, link and
 //!   (optionally) `default` metadata write and sink volume as they happen,
 //!   so a link that lived for a millisecond is still seen;
+//! * [`TestBed::spawn_tui`]: a program with a terminal UI (`pvm-mixer`) in a
+//!   pseudo-terminal, its screen read by a terminal emulator's parser
+//!   ([`Tui`]);
 //! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
 //!
 //! ```no_run
@@ -70,6 +73,7 @@ pub mod lifecycle;
 mod locate;
 pub mod memcheck;
 mod process;
+mod pty;
 mod sinks;
 mod snapshot;
 mod tool;
@@ -85,5 +89,6 @@ pub use graph_watch::{
     GraphWatcher, LinkSeen, NodeSeen, StreamEvent, StreamHistory, VolumeSeen, WatchLog, WatchOptions,
 };
 pub use locate::workspace_binary;
+pub use pty::{Tui, TuiScreen};
 pub use snapshot::{open_snapshot, wait_status};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};
