@@ -5,7 +5,8 @@
 //! shows `pvmctl status`, changes a volume, mutes a sink, moves an
 //! application and shows the status again. Everything it started is stopped
 //! at the end, or on Ctrl-C. With `--keep` it stays up until Ctrl-C and
-//! prints the variables to export to use it from another shell.
+//! prints the variables to export to use it from another shell, with
+//! `pvmctl` or the terminal mixer `pvm-mixer`.
 //!
 //! Exits 0 when every step worked, 1 when one failed (the others still run),
 //! 130 when interrupted.
@@ -262,6 +263,7 @@ fn keep_running(demo: &mut Demo) -> anyhow::Result<()> {
         }
     }
     println!("    pvmctl status; wpctl status");
+    println!("    pvm-mixer          # the terminal mixer: arrows select, ←/→ volume, m mute, Enter route, ? help, q quit");
     while !interrupted() {
         if !demo.daemon.is_running() {
             let tail = demo.daemon.log_tail(20);
