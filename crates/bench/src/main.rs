@@ -40,9 +40,11 @@ enum Scenario {
     Leaks,
     /// 9. New streams of rule-matched apps: misroutes with and without the hold, first-link times.
     Routing,
+    /// 10. pvm-mixer in a pseudo-terminal: key press to screen, idle wake-ups, RSS.
+    Mixer,
 }
 
-const ORDER: [Scenario; 8] = [
+const ORDER: [Scenario; 9] = [
     Scenario::Latency,
     Scenario::Load,
     Scenario::Idle,
@@ -51,6 +53,7 @@ const ORDER: [Scenario; 8] = [
     Scenario::Compare,
     Scenario::Leaks,
     Scenario::Routing,
+    Scenario::Mixer,
 ];
 
 /// Measures pipewire-volume-mixer on a private PipeWire and writes bench/RESULTS.md.
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
             Scenario::Compare => scenarios::compare::run(&mut report, &config),
             Scenario::Leaks => scenarios::leaks::run(&mut report, &config),
             Scenario::Routing => scenarios::routing::run(&mut report, &config),
+            Scenario::Mixer => scenarios::mixer::run(&mut report, &config),
             Scenario::All => Ok(()),
         };
         if let Err(e) = result {

@@ -20,6 +20,7 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "## 7. Side by side",
         "## 8. Leaks",
         "## 9. Routing",
+        "## 10. pvm-mixer",
     ] {
         assert!(results.contains(section), "missing {section:?} in:\n{results}");
     }
@@ -31,6 +32,8 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "definitely lost",
         "misroutes per 1000 new streams",
         "stream created -> first link",
+        "key press -> new value on the mixer's screen",
+        "pvm-mixer wake-ups idle",
     ] {
         assert!(results.contains(figure), "missing {figure:?} in:\n{results}");
     }

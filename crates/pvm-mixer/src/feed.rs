@@ -229,6 +229,10 @@ impl<F: FnMut(Update) -> bool> Watcher<F> {
                 return self.stop_waking();
             }
             let _ = reader.wait_once(generation, if self.dir_armed() { None } else { Some(NO_WATCH_RETRY) });
+            if let Some(dir) = &self.dir {
+                // The futex was woken for these; the file is checked below.
+                dir.drain();
+            }
             if crate::feed::identity(&self.path) != identity {
                 return self.stop_waking();
             }

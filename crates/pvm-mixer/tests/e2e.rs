@@ -248,6 +248,22 @@ fn app_keys_reach_every_stream_and_errors_stay_on_the_status_line() {
     });
     rig.app_row("Talker", "muted", |l| l.contains("muted"));
 
+    // The mouse: a click on the music row selects it (and the sinks), the
+    // wheel turns it down by 5 %. SGR mouse reports, 1-based columns and rows.
+    let screen = rig.mixer.screen();
+    let (_, cols) = screen.screen.size();
+    let music_row = screen.screen.rows(0, cols).position(|r| r.contains(" Music ") && r.contains(" music ")).unwrap();
+    let (x, y) = (10, music_row + 1);
+    rig.keys(format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m").as_bytes());
+    rig.sink_row("Music", "selected by the click", selected);
+    rig.keys(format!("\x1b[<65;{x};{y}M").as_bytes());
+    rig.wait_pw("PipeWire's music at 95%", || {
+        rig.bed.node_volume("music").is_ok_and(|(ch, _)| !ch.is_empty() && ch.iter().all(|v| close(*v, 0.857_375)))
+    });
+    rig.sink_row("Music", "at 95%", |l| l.contains(" 95%"));
+    rig.keys(TAB);
+    rig.app_row("Talker", "selected again", selected);
+
     // The daemon refuses a config that does not parse: the message is shown, the mixer goes on.
     std::fs::write(&rig.daemon.config, "[[rule]\n").unwrap();
     rig.keys(b"r");

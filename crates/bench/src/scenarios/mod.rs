@@ -4,6 +4,7 @@ pub mod compare;
 pub mod latency;
 pub mod leaks;
 pub mod load;
+pub mod mixer;
 pub mod routing;
 pub mod startup;
 pub mod switching;

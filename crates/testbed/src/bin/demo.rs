@@ -263,7 +263,9 @@ fn keep_running(demo: &mut Demo) -> anyhow::Result<()> {
         }
     }
     println!("    pvmctl status; wpctl status");
-    println!("    pvm-mixer          # the terminal mixer: arrows select, ←/→ volume, m mute, Enter route, ? help, q quit");
+    println!(
+        "    pvm-mixer          # the terminal mixer: arrows select, ←/→ volume, m mute, Enter route, ? help, q quit"
+    );
     while !interrupted() {
         if !demo.daemon.is_running() {
             let tail = demo.daemon.log_tail(20);
