@@ -339,17 +339,25 @@ fn the_mixer_waits_for_the_daemon_and_survives_its_restarts() {
 }
 
 #[test]
-fn sighup_and_ctrl_c_restore_the_terminal() {
+fn sighup_ctrl_c_and_esc_restore_the_terminal() {
     let bed = TestBed::start(&SINKS).unwrap();
     let paths = bed.daemon_paths();
-    for (how, expected) in [("SIGHUP", 128 + libc::SIGHUP), ("Ctrl-C", 0)] {
+    for (how, expected) in [("SIGHUP", 128 + libc::SIGHUP), ("Ctrl-C", 0), ("Esc", 0)] {
         let mut mixer = spawn_mixer(&bed, &paths.shm, &paths.socket);
         let drawn = mixer.wait_for_text(TIMEOUT, "daemon: not running").unwrap();
         assert!(drawn.screen.alternate_screen() && drawn.screen.hide_cursor());
-        if how == "SIGHUP" {
-            mixer.kill(libc::SIGHUP).unwrap();
-        } else {
-            mixer.send(b"\x03").unwrap();
+        match how {
+            "SIGHUP" => mixer.kill(libc::SIGHUP).unwrap(),
+            "Ctrl-C" => mixer.send(b"\x03").unwrap(),
+            _ => {
+                // The first Esc closes the help, the second quits.
+                mixer.send(b"?").unwrap();
+                mixer.wait_for_text(TIMEOUT, "Keys (any key closes)").unwrap();
+                mixer.send(b"\x1b").unwrap();
+                mixer.wait_for(TIMEOUT, "the help closed", |s| !s.text().contains("Keys (any")).unwrap();
+                assert!(mixer.wait_exit(Duration::from_millis(200)).is_none(), "Esc closed the help only");
+                mixer.send(b"\x1b").unwrap();
+            }
         }
         let status = mixer.wait_exit(TIMEOUT).unwrap_or_else(|| panic!("the mixer exits on {how}"));
         assert_eq!(status.code(), Some(expected), "{how}: {status}");
