@@ -76,6 +76,10 @@ struct Args {
     /// 40 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     new_streams: Option<u64>,
+    /// A wiremix binary (the PipeWire terminal mixer), measured beside
+    /// pvm-mixer in the mixer scenario; skipped without it.
+    #[arg(long, env = "PVM_WIREMIX_BIN", value_name = "PATH")]
+    wiremix: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -83,7 +87,8 @@ fn main() -> ExitCode {
     // Absolute: the test bed runs its processes in its own directory.
     let count_alloc_daemon = args.count_alloc_daemon.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
     let new_streams = args.new_streams.map(|n| n as usize);
-    let config = Config { quick: args.quick, count_alloc_daemon, new_streams };
+    let wiremix = args.wiremix.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
+    let config = Config { quick: args.quick, count_alloc_daemon, new_streams, wiremix };
     let wanted: Vec<Scenario> = if args.scenarios.contains(&Scenario::All) {
         ORDER.to_vec()
     } else {

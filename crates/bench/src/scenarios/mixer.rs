@@ -46,6 +46,37 @@ pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
 
     key_to_screen(report, cfg, &rig, &mut mixer)?;
     idle(report, cfg, &rig, &mixer, pid)?;
+    drop(mixer);
+    wiremix(report, cfg, &rig)
+}
+
+/// wiremix, if a binary was given: the same bed, terminal and minute.
+fn wiremix(report: &mut Report, cfg: &Config, rig: &Rig) -> Result<()> {
+    let Some(binary) = &cfg.wiremix else {
+        report.value("wiremix RSS", "not measured".into(), "give a wiremix binary with --wiremix or PVM_WIREMIX_BIN");
+        return Ok(());
+    };
+    let wiremix = rig.bed.spawn_tui(binary, &[], &[], COLS, ROWS)?;
+    wiremix
+        .wait_for(TIMEOUT, "wiremix showing the apps", |s| s.text().contains("Mixer App"))
+        .context("wiremix did not show the bed's apps")?;
+    let pid = wiremix.pid();
+    std::thread::sleep(Duration::from_secs(2));
+    let duration = Duration::from_secs(cfg.pick(60, 3));
+    let bytes = wiremix.bytes_written();
+    let mark = CpuMark::now(pid);
+    std::thread::sleep(duration);
+    let (cpu, switches) = mark.since(pid);
+    let drawn = wiremix.bytes_written() - bytes;
+    let seconds = duration.as_secs();
+    report.value("wiremix CPU idle", format!("{} % of one core", num(cpu)), &format!("{seconds} s, the same bed"));
+    report.value(
+        "wiremix wake-ups idle (context switches, all threads)",
+        switches.to_string(),
+        &format!("{seconds} s"),
+    );
+    report.value("wiremix bytes written to the terminal idle", drawn.to_string(), "");
+    report.value("wiremix RSS", mib(status_kb(pid, "VmRSS").unwrap_or(0)), &format!("VmRSS; {}", binary.display()));
     Ok(())
 }
 

@@ -37,6 +37,8 @@ pub struct Config {
     /// New streams per configuration in the routing scenario (its default
     /// when `None`).
     pub new_streams: Option<usize>,
+    /// A wiremix binary, to measure beside pvm-mixer (not measured when `None`).
+    pub wiremix: Option<PathBuf>,
 }
 
 impl Config {
