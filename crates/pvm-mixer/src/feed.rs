@@ -371,3 +371,99 @@ fn read_events(fd: &OwnedFd, name: &OsString, tx: &Sender<()>, wake: &Mutex<Opti
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pvm_ipc::layout::{header_flags, write_str, Snapshot};
+    use pvm_ipc::writer::SnapshotWriter;
+
+    /// Generous: the watcher reacts at once; a loaded machine may be slow.
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Receives updates until one satisfies `condition`.
+    fn expect(updates: &Receiver<Update>, what: &str, condition: impl Fn(&Update) -> bool) -> Update {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let mut last = None;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match updates.recv_timeout(left) {
+                Ok(update) if condition(&update) => return update,
+                Ok(update) => last = Some(update),
+                Err(_) => panic!("no update with {what}; the last one: {last:?}"),
+            }
+        }
+    }
+
+    fn running(u: &Update) -> bool {
+        u.link == Link::Read && u.status.as_ref().is_some_and(|s| s.running)
+    }
+
+    fn one_sink(name: &str) -> Box<Snapshot> {
+        let mut snap = Snapshot::new_boxed();
+        snap.header.flags = header_flags::RUNNING | header_flags::CONNECTED;
+        snap.header.sink_count = 1;
+        snap.header.total_sinks = 1;
+        write_str(&mut snap.sinks[0].name, name);
+        snap
+    }
+
+    #[test]
+    fn follows_a_daemon_that_comes_publishes_stops_and_makes_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shm");
+        let (tx, updates) = mpsc::channel();
+        spawn(path.clone(), move |u| tx.send(u).is_ok()).unwrap();
+        expect(&updates, "no snapshot", |u| matches!(&u.link, Link::NoSnapshot { path: p } if p.ends_with("shm")));
+
+        // A daemon creates the file: seen through the directory watch.
+        let mut writer = SnapshotWriter::create(&path).unwrap();
+        expect(&updates, "a running daemon", running);
+        writer.publish(&one_sink("game"));
+        let update = expect(&updates, "the sink game", |u| u.status.as_ref().is_some_and(|s| s.sink("game").is_some()));
+        assert!(running(&update));
+
+        // It stops cleanly: the last state, not running.
+        writer.mark_stopped();
+        drop(writer);
+        let update = expect(&updates, "a stopped daemon", |u| u.status.as_ref().is_some_and(|s| !s.running));
+        assert_eq!(update.status.unwrap().sinks[0].name, "game", "the last state stays");
+
+        // A new daemon on the same file wakes the futex.
+        let mut writer = SnapshotWriter::create(&path).unwrap();
+        writer.publish(&one_sink("chat"));
+        expect(&updates, "the restarted daemon", |u| {
+            running(u) && u.status.as_ref().is_some_and(|s| s.sink("chat").is_some())
+        });
+        writer.mark_stopped();
+        drop(writer);
+        expect(&updates, "stopped again", |u| u.status.as_ref().is_some_and(|s| !s.running));
+
+        // The file goes away, and a daemon makes a new one.
+        fs::remove_file(&path).unwrap();
+        expect(&updates, "no snapshot again", |u| matches!(u.link, Link::NoSnapshot { .. }));
+        let mut writer = SnapshotWriter::create(&path).unwrap();
+        writer.publish(&one_sink("music"));
+        expect(&updates, "the new file", |u| {
+            running(u) && u.status.as_ref().is_some_and(|s| s.sink("music").is_some())
+        });
+    }
+
+    #[test]
+    fn a_file_that_is_no_snapshot_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shm");
+        fs::write(&path, vec![0u8; 40_000]).unwrap();
+        let (tx, updates) = mpsc::channel();
+        spawn(path.clone(), move |u| tx.send(u).is_ok()).unwrap();
+        // Looked at again for a while (a daemon may be initialising it), then reported.
+        let update = expect(&updates, "an unreadable snapshot", |u| matches!(u.link, Link::Unreadable(_)));
+        let Link::Unreadable(why) = update.link else { unreachable!() };
+        assert!(why.contains("bad magic"), "{why}");
+        // A daemon that takes the file over is still seen.
+        fs::remove_file(&path).unwrap();
+        let mut writer = SnapshotWriter::create(&path).unwrap();
+        writer.publish(&one_sink("game"));
+        expect(&updates, "the daemon", |u| running(u) && u.status.as_ref().is_some_and(|s| s.sink("game").is_some()));
+    }
+}

@@ -77,9 +77,9 @@ impl Rig {
 
     /// Waits until `condition` holds for the screen.
     fn screen(&self, what: &str, condition: impl FnMut(&TuiScreen) -> bool) -> TuiScreen {
-        self.mixer
-            .wait_for(TIMEOUT, what, condition)
-            .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", self.daemon.log_tail(20)))
+        self.mixer.wait_for(TIMEOUT, what, condition).unwrap_or_else(|e| {
+            panic!("{e}\nsnapshot: {}\ndaemon log:\n{}", self.status().to_json(), self.daemon.log_tail(20))
+        })
     }
 
     /// Waits until the row of the sink described `description` satisfies `condition`.
