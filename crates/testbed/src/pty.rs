@@ -48,6 +48,12 @@ pub struct TuiScreen {
     pub at: Instant,
 }
 
+impl std::fmt::Debug for TuiScreen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TuiScreen").field("size", &self.screen.size()).field("text", &self.text()).finish()
+    }
+}
+
 impl TuiScreen {
     /// The text of the screen, one line per row, trailing blanks trimmed.
     pub fn text(&self) -> String {
