@@ -1,7 +1,6 @@
 //! Rendering tests on ratatui's `TestBackend`: what is on the screen, at
 //! 80x24 and other sizes, for awkward names and full snapshots.
 
-use pvm_ipc::status::Status;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
@@ -275,11 +274,4 @@ fn messages_and_errors_show_on_the_status_line() {
     app.on_reply(&job, crate::app::Outcome::Refused("timeout: PipeWire did not show it in time".into()));
     let lines = screen(&mut app, 80, 24);
     assert!(lines[22].contains("error: timeout: PipeWire did not show it in time"), "{}", text(&lines));
-}
-
-/// Unused statuses keep their fields: a compile-time check that the test
-/// helpers build complete values.
-#[allow(dead_code)]
-fn _status_is_complete(s: Status) -> Status {
-    s
 }
