@@ -276,7 +276,7 @@ fn app_keys_reach_every_stream_and_errors_stay_on_the_status_line() {
 
 #[test]
 fn the_mixer_waits_for_the_daemon_and_survives_its_restarts() {
-    let bed = TestBed::start(&SINKS).unwrap();
+    let mut bed = TestBed::start(&SINKS).unwrap();
     let paths = bed.daemon_paths();
     let mut mixer = spawn_mixer(&bed, &paths.shm, &paths.socket);
     mixer.wait_for_text(TIMEOUT, "daemon: not running").unwrap();
@@ -315,6 +315,13 @@ fn the_mixer_waits_for_the_daemon_and_survives_its_restarts() {
     mixer.wait_for_text(TIMEOUT, "no snapshot at").unwrap();
     let daemon = bed.spawn_daemon(&[]).unwrap();
     live(&mixer, "the mixer alive on the new file");
+
+    // PipeWire goes away and comes back: the daemon's state says so.
+    bed.stop_pipewire();
+    mixer.wait_for_text(TIMEOUT, "PipeWire: not connected").unwrap();
+    bed.start_pipewire().unwrap();
+    live(&mixer, "the mixer with PipeWire back");
+    mixer.wait_for_text(TIMEOUT, "PipeWire: connected").unwrap();
 
     // Resizes are followed; a tiny terminal says so.
     mixer.resize(40, 12).unwrap();
