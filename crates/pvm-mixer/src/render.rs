@@ -105,13 +105,13 @@ const SINK_COLUMNS: &[Column<SinkStatus>] = &[
         title: "SINK",
         width: Width::Flex { min: 8, weight: 3 },
         priority: 0,
-        cell: |s, _, _| text(&s.description),
+        cell: |s, _, w| text(&s.description, w),
     },
     Column {
         title: "NAME",
         width: Width::Flex { min: 6, weight: 2 },
         priority: 2,
-        cell: |s, t, _| Cell::from(clean(&s.name)).style(t.dim()),
+        cell: |s, t, w| text(&s.name, w).style(t.dim()),
     },
     Column { title: "VOLUME", width: Width::Fixed(20), priority: 3, cell: |s, t, w| bar(s.volume, s.muted, w, t) },
     Column {
@@ -131,18 +131,23 @@ struct AppRow {
 
 /// The app list, left to right.
 const APP_COLUMNS: &[Column<AppRow>] = &[
-    Column { title: "APP", width: Width::Flex { min: 10, weight: 3 }, priority: 0, cell: |r, _, _| text(&r.app.name) },
+    Column {
+        title: "APP",
+        width: Width::Flex { min: 10, weight: 3 },
+        priority: 0,
+        cell: |r, _, w| text(&r.app.name, w),
+    },
     Column {
         title: "PLAYS TO",
         width: Width::Flex { min: 6, weight: 2 },
         priority: 1,
-        cell: |r, t, _| plays_to(&r.app, t),
+        cell: |r, t, w| plays_to(&r.app, w, t),
     },
     Column {
         title: "TARGET (FROM)",
         width: Width::Flex { min: 10, weight: 5 },
         priority: 3,
-        cell: |r, t, _| target(&r.app, t),
+        cell: |r, t, w| target(&r.app, w, t),
     },
     Column {
         title: "VOLUME",
@@ -467,8 +472,32 @@ pub fn clean(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
-fn text(value: &str) -> Cell<'static> {
-    Cell::from(clean(value))
+/// `text` cleaned and cut to `width` cells, with `…` where it was cut.
+pub fn fit_text(text: &str, width: u16) -> String {
+    let text = clean(text);
+    let width = usize::from(width);
+    if Line::from(text.as_str()).width() <= width {
+        return text;
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        let w = Line::from(&*c.encode_utf8(&mut buf)).width();
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+fn text(value: &str, width: u16) -> Cell<'static> {
+    Cell::from(fit_text(value, width))
 }
 
 fn default_mark(default: bool, theme: Theme) -> Cell<'static> {
@@ -497,23 +526,23 @@ fn bar(volume: f64, muted: bool, width: u16, theme: Theme) -> Cell<'static> {
     ]))
 }
 
-fn plays_to(app: &AppStatus, theme: Theme) -> Cell<'static> {
+fn plays_to(app: &AppStatus, width: u16, theme: Theme) -> Cell<'static> {
     match &app.sink {
-        Some(sink) => Cell::from(clean(sink)),
+        Some(sink) => text(sink, width),
         None => Cell::from("-").style(theme.dim()),
     }
 }
 
 /// The target and where it comes from: `music (route)`, `(session manager)`.
-fn target(app: &AppStatus, theme: Theme) -> Cell<'static> {
+fn target(app: &AppStatus, width: u16, theme: Theme) -> Cell<'static> {
     let from = match app.target_source.as_str() {
         "session-manager" => "session manager",
         "other-tool" => "other tool",
         other => other,
     };
     match &app.target {
-        Some(target) => Cell::from(format!("{} ({from})", clean(target))),
-        None => Cell::from(format!("({from})")).style(theme.dim()),
+        Some(target) => text(&format!("{target} ({from})"), width),
+        None => text(&format!("({from})"), width).style(theme.dim()),
     }
 }
 

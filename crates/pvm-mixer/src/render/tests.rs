@@ -95,18 +95,23 @@ fn awkward_names_stay_on_their_row() {
     s.sinks[0].description = "Spiel \"laut\" – 🎮".into();
     let mut app = live_app(s);
     let lines = screen(&mut app, 80, 24);
-    // A wide name is cut on a character boundary (13 cells hold 6 of its 7 characters).
-    for name in ["Google Chrome", "say \"hi\"", "Kopfhörer-App", "音楽プレーヤ", "Spiel \"laut\" – 🎮"] {
+    // A wide name is cut on a character boundary, with a mark.
+    for name in ["Google Chrome", "say \"hi\"", "Kopfhörer-App", "音楽プレーヤ…", "Spiel \"laut\" – 🎮"] {
         let line = line_with(&lines, name);
         assert!(line.contains("100%") || line.contains("50%"), "{name}: the row lost its volume: {line}");
     }
-    // 200 characters are cut to the column; the row keeps its other columns.
+    // 200 characters are cut to the column, marked; the row keeps its other columns.
     let long_row = line_with(&lines, "xxxxxxxx");
     assert!(long_row.contains("100%") && long_row.contains("active"), "{long_row}");
+    assert!(long_row.contains("xxx… "), "{long_row}");
     assert!(!text(&lines).contains(&"x".repeat(60)), "the long name was not cut");
     // A control character never reaches the terminal.
     assert!(line_with(&lines, "here").contains("tab\u{fffd}here"));
     assert_eq!(clean("a\nb\x1b[2J"), "a\u{fffd}b\u{fffd}[2J");
+    assert_eq!(fit_text("Kopfhörer", 5), "Kopf…");
+    assert_eq!(fit_text("音楽プレーヤー", 6), "音楽…", "wide characters count twice");
+    assert_eq!(fit_text("game", 4), "game");
+    assert_eq!(fit_text("game", 0), "");
 }
 
 #[test]
