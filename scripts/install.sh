@@ -7,12 +7,12 @@
 #   scripts/install.sh --uninstall  stop it and remove everything it installed
 #
 # Where things go (nothing needs root):
-#   ${PREFIX:-~/.local}/bin/           pipewire-volume-mixer-daemon, pvmctl
-#   ${PREFIX:-~/.local}/share/man/man1 pvmctl.1
+#   ${PREFIX:-~/.local}/bin/           pipewire-volume-mixer-daemon, pvmctl, pvm-mixer
+#   ${PREFIX:-~/.local}/share/man/man1 pvmctl.1, pvm-mixer.1
 #   ~/.config/systemd/user/            pipewire-volume-mixer.service
-#   bash: ~/.local/share/bash-completion/completions/pvmctl
-#   zsh:  ~/.local/share/zsh/site-functions/_pvmctl
-#   fish: ~/.config/fish/completions/pvmctl.fish
+#   bash: ~/.local/share/bash-completion/completions/{pvmctl,pvm-mixer}
+#   zsh:  ~/.local/share/zsh/site-functions/{_pvmctl,_pvm-mixer}
+#   fish: ~/.config/fish/completions/{pvmctl,pvm-mixer}.fish
 #   the WirePlumber hook (`pvmctl setup wireplumber`):
 #         ~/.local/share/wireplumber/scripts/pipewire-volume-mixer-hold.lua
 #         ~/.config/wireplumber/wireplumber.conf.d/90-pipewire-volume-mixer.conf
@@ -25,7 +25,9 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 unit_name=pipewire-volume-mixer.service
-binaries=(pipewire-volume-mixer-daemon pvmctl)
+binaries=(pipewire-volume-mixer-daemon pvmctl pvm-mixer)
+# The binaries with a man page and completions of their own.
+tools=(pvmctl pvm-mixer)
 
 prefix=${PREFIX:-$HOME/.local}
 bindir=$prefix/bin
@@ -33,9 +35,9 @@ mandir=$prefix/share/man/man1
 config_home=${XDG_CONFIG_HOME:-$HOME/.config}
 data_home=${XDG_DATA_HOME:-$HOME/.local/share}
 unit_dir=$config_home/systemd/user
-bash_completion=$data_home/bash-completion/completions/pvmctl
-zsh_completion=$data_home/zsh/site-functions/_pvmctl
-fish_completion=$config_home/fish/completions/pvmctl.fish
+bash_completions=$data_home/bash-completion/completions
+zsh_completions=$data_home/zsh/site-functions
+fish_completions=$config_home/fish/completions
 # The files of `pvmctl setup wireplumber`, for removal without pvmctl.
 hook_files=("$data_home/wireplumber/scripts/pipewire-volume-mixer-hold.lua"
             "$config_home/wireplumber/wireplumber.conf.d/90-pipewire-volume-mixer.conf")
@@ -78,27 +80,29 @@ install_all() {
   local build=$1 enable=$2
   if [ "$build" -eq 1 ]; then
     say "building (cargo build --release --locked)"
-    (cd "$repo" && cargo build --release --locked -p pipewire-volume-mixer-daemon -p pvmctl)
+    (cd "$repo" && cargo build --release --locked -p pipewire-volume-mixer-daemon -p pvmctl -p pvm-mixer)
   fi
   local target_dir=${CARGO_TARGET_DIR:-$repo/target}
   for b in "${binaries[@]}"; do
     [ -x "$target_dir/release/$b" ] || { say "$target_dir/release/$b is missing; run without --no-build"; exit 1; }
   done
 
-  mkdir -p "$bindir" "$mandir" "$unit_dir" "$(dirname "$bash_completion")" \
-    "$(dirname "$zsh_completion")" "$(dirname "$fish_completion")"
+  mkdir -p "$bindir" "$mandir" "$unit_dir" "$bash_completions" "$zsh_completions" "$fish_completions"
   for b in "${binaries[@]}"; do
     # Copy, then rename: replacing a running binary in place would fail (ETXTBSY).
     install -m 755 "$target_dir/release/$b" "$bindir/.$b.new"
     mv -f "$bindir/.$b.new" "$bindir/$b"
     say "installed $bindir/$b"
   done
+  local tool
+  for tool in "${tools[@]}"; do
+    "$bindir/$tool" man >"$mandir/$tool.1"
+    "$bindir/$tool" completions bash >"$bash_completions/$tool"
+    "$bindir/$tool" completions zsh >"$zsh_completions/_$tool"
+    "$bindir/$tool" completions fish >"$fish_completions/$tool.fish"
+  done
+  say "installed the man pages and bash, zsh and fish completions of ${tools[*]}"
   local pvmctl=$bindir/pvmctl
-  "$pvmctl" man >"$mandir/pvmctl.1"
-  "$pvmctl" completions bash >"$bash_completion"
-  "$pvmctl" completions zsh >"$zsh_completion"
-  "$pvmctl" completions fish >"$fish_completion"
-  say "installed the man page and bash, zsh and fish completions"
   # The environment is passed on as it is: pvmctl resolves the same
   # $XDG_DATA_HOME / $XDG_CONFIG_HOME defaults as this script.
   "$pvmctl" setup wireplumber | sed 's/^/install: /' >&2
@@ -136,8 +140,12 @@ uninstall_all() {
     [ -S "$XDG_RUNTIME_DIR/pipewire-0" ]; then
     "$bindir/pipewire-volume-mixer-daemon" --remove-channels || say "could not remove the channels (see above)"
   fi
-  for f in "$unit_dir/$unit_name" "$bindir/pipewire-volume-mixer-daemon" "$bindir/pvmctl" \
-    "$mandir/pvmctl.1" "$bash_completion" "$zsh_completion" "$fish_completion" "${hook_files[@]}"; do
+  local installed=("$unit_dir/$unit_name") tool
+  for tool in "${binaries[@]}"; do installed+=("$bindir/$tool"); done
+  for tool in "${tools[@]}"; do
+    installed+=("$mandir/$tool.1" "$bash_completions/$tool" "$zsh_completions/_$tool" "$fish_completions/$tool.fish")
+  done
+  for f in "${installed[@]}" "${hook_files[@]}"; do
     if [ -e "$f" ] || [ -L "$f" ]; then
       rm -f "$f"
       say "removed $f"

@@ -42,9 +42,11 @@ enum Scenario {
     Routing,
     /// 10. Channels: CPU idle and playing beside playing straight to the device, added latency, device changes.
     Channels,
+    /// 11. pvm-mixer in a pseudo-terminal: key press to screen, idle wake-ups, RSS.
+    Mixer,
 }
 
-const ORDER: [Scenario; 9] = [
+const ORDER: [Scenario; 10] = [
     Scenario::Latency,
     Scenario::Load,
     Scenario::Idle,
@@ -54,6 +56,7 @@ const ORDER: [Scenario; 9] = [
     Scenario::Leaks,
     Scenario::Routing,
     Scenario::Channels,
+    Scenario::Mixer,
 ];
 
 /// Measures pipewire-volume-mixer on a private PipeWire and writes bench/RESULTS.md.
@@ -76,6 +79,10 @@ struct Args {
     /// 40 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     new_streams: Option<u64>,
+    /// A wiremix binary (the PipeWire terminal mixer), measured beside
+    /// pvm-mixer in the mixer scenario; skipped without it.
+    #[arg(long, env = "PVM_WIREMIX_BIN", value_name = "PATH")]
+    wiremix: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -83,7 +90,8 @@ fn main() -> ExitCode {
     // Absolute: the test bed runs its processes in its own directory.
     let count_alloc_daemon = args.count_alloc_daemon.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
     let new_streams = args.new_streams.map(|n| n as usize);
-    let config = Config { quick: args.quick, count_alloc_daemon, new_streams };
+    let wiremix = args.wiremix.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
+    let config = Config { quick: args.quick, count_alloc_daemon, new_streams, wiremix };
     let wanted: Vec<Scenario> = if args.scenarios.contains(&Scenario::All) {
         ORDER.to_vec()
     } else {
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
             Scenario::Leaks => scenarios::leaks::run(&mut report, &config),
             Scenario::Routing => scenarios::routing::run(&mut report, &config),
             Scenario::Channels => scenarios::channels::run(&mut report, &config),
+            Scenario::Mixer => scenarios::mixer::run(&mut report, &config),
             Scenario::All => Ok(()),
         };
         if let Err(e) = result {

@@ -20,6 +20,8 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "## 7. Side by side",
         "## 8. Leaks",
         "## 9. Routing",
+        "## 10. Channels",
+        "## 11. pvm-mixer",
     ] {
         assert!(results.contains(section), "missing {section:?} in:\n{results}");
     }
@@ -31,6 +33,10 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "definitely lost",
         "misroutes per 1000 new streams",
         "stream created -> first link",
+        "key press -> new value on the mixer's screen",
+        "pvm-mixer wake-ups idle",
+        "added latency: onset at the output's monitor",
+        "default device changed",
     ] {
         assert!(results.contains(figure), "missing {figure:?} in:\n{results}");
     }

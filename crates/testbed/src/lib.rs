@@ -32,6 +32,9 @@
 //!   through its monitor and measures levels and gaps; with
 //!   [`AppSpec::sine`] and [`TestBed::create_device_sink`], tests hear
 //!   the real signal;
+//! * [`TestBed::spawn_tui`]: a program with a terminal UI (`pvm-mixer`) in a
+//!   pseudo-terminal, its screen read by a terminal emulator's parser
+//!   ([`Tui`]);
 //! * [`wait_until`] / [`wait_for`] to poll for a condition with a deadline.
 //!
 //! ```no_run
@@ -74,6 +77,7 @@ pub mod lifecycle;
 mod locate;
 pub mod memcheck;
 mod process;
+mod pty;
 mod recorder;
 mod sinks;
 mod snapshot;
@@ -90,6 +94,7 @@ pub use graph_watch::{
     GraphWatcher, LinkSeen, NodeSeen, StreamEvent, StreamHistory, VolumeSeen, WatchLog, WatchOptions,
 };
 pub use locate::workspace_binary;
+pub use pty::{Tui, TuiScreen};
 pub use recorder::{longest_gap, rms_between, rms_of, BufferRecord, Gap, Recorder, RECORD_RATE};
 pub use snapshot::{open_snapshot, wait_status};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};

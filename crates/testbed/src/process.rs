@@ -54,16 +54,39 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
     })
 }
 
+/// How a child is separated from the test process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// Its own process group.
+    Group,
+    /// Its own session (and so its own process group), with its standard
+    /// input, a terminal, as its controlling terminal: for programs that run
+    /// in a pseudo-terminal.
+    SessionOnStdin,
+}
+
 /// Prepares `command` to run as described in the module docs.
-fn isolate(command: &mut Command) {
+fn isolate(command: &mut Command, isolation: Isolation) {
     let parent = std::process::id() as libc::pid_t;
-    command.process_group(0);
+    let session = isolation == Isolation::SessionOnStdin;
+    if !session {
+        command.process_group(0);
+    }
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe functions may be called. It calls prctl, getppid,
-    // sigemptyset and pthread_sigmask, which are, builds an io::Error from an
-    // errno value (no allocation) and touches no locks or shared state.
+    // async-signal-safe functions may be called. It calls setsid, ioctl,
+    // prctl, getppid, sigemptyset and pthread_sigmask, which are, builds an
+    // io::Error from an errno value (no allocation) and touches no locks or
+    // shared state.
     unsafe {
         command.pre_exec(move || {
+            if session {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::ioctl(libc::STDIN_FILENO, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -90,8 +113,13 @@ pub(crate) struct GroupChild {
 impl GroupChild {
     /// Spawns `command` isolated as described in the module docs. `name`
     /// is used in messages.
-    pub(crate) fn spawn(name: &str, mut command: Command) -> Result<GroupChild> {
-        isolate(&mut command);
+    pub(crate) fn spawn(name: &str, command: Command) -> Result<GroupChild> {
+        GroupChild::spawn_isolated(name, command, Isolation::Group)
+    }
+
+    /// [`GroupChild::spawn`] with another [`Isolation`].
+    pub(crate) fn spawn_isolated(name: &str, mut command: Command, isolation: Isolation) -> Result<GroupChild> {
+        isolate(&mut command, isolation);
         let (reply, answer) = mpsc::channel();
         let request = SpawnRequest { command, reply };
         let sent = spawner().lock().unwrap_or_else(|poisoned| poisoned.into_inner()).send(request);

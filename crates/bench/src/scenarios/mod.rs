@@ -5,6 +5,7 @@ pub mod compare;
 pub mod latency;
 pub mod leaks;
 pub mod load;
+pub mod mixer;
 pub mod routing;
 pub mod startup;
 pub mod switching;
@@ -37,6 +38,8 @@ pub struct Config {
     /// New streams per configuration in the routing scenario (its default
     /// when `None`).
     pub new_streams: Option<usize>,
+    /// A wiremix binary, to measure beside pvm-mixer (not measured when `None`).
+    pub wiremix: Option<PathBuf>,
 }
 
 impl Config {

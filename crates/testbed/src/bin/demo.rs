@@ -7,7 +7,8 @@
 //! changes a volume, mutes a channel, moves an application, sends a channel
 //! to another output, changes the default device and shows the status again. Everything it started is stopped
 //! at the end, or on Ctrl-C. With `--keep` it stays up until Ctrl-C and
-//! prints the variables to export to use it from another shell.
+//! prints the variables to export to use it from another shell, with
+//! `pvmctl` or the terminal mixer `pvm-mixer`.
 //!
 //! Exits 0 when every step worked, 1 when one failed (the others still run),
 //! 130 when interrupted.
@@ -328,6 +329,9 @@ fn keep_running(demo: &mut Demo) -> anyhow::Result<()> {
         }
     }
     println!("    pvmctl status; wpctl status");
+    println!(
+        "    pvm-mixer          # the terminal mixer: arrows select, ←/→ volume, m mute, Enter route, ? help, q quit"
+    );
     while !interrupted() {
         if !demo.daemon.is_running() {
             let tail = demo.daemon.log_tail(20);
