@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use pvm_ipc::protocol::{MuteAction, Request};
+use pvm_ipc::protocol::{MuteAction, OutputChoice, Request};
 use pvm_ipc::status::{AppStatus, SinkStatus, Status};
 use ratatui::layout::Rect;
 use ratatui::widgets::TableState;
@@ -53,6 +53,23 @@ pub enum Popup {
         /// The highlighted sink.
         selected: usize,
     },
+    /// Where to send `channel`'s audio; `selected` indexes
+    /// [`App::output_choices`].
+    OutputTo {
+        /// The channel's `node.name`.
+        channel: String,
+        /// The highlighted choice.
+        selected: usize,
+    },
+}
+
+/// One entry of the output list of a channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputEntry {
+    /// What `OUTPUT` is sent.
+    pub choice: OutputChoice,
+    /// What the list shows.
+    pub label: String,
 }
 
 /// Something the user asked for, from a key or the mouse (see `keys.rs`).
@@ -74,7 +91,8 @@ pub enum Action {
     Volume(f64),
     /// Toggle the selected item's mute.
     Mute,
-    /// On an app: open the sink list; in the sink list: route there.
+    /// On an app: open the sink list; on a channel: open its output list;
+    /// in a list: route there, or send the channel there.
     Enter,
     /// Forget the selected app's route.
     Unroute,
@@ -253,6 +271,15 @@ impl App {
                 *selected = (*selected).min(sinks - 1);
             }
         }
+        if let Some(Popup::OutputTo { channel, selected }) = self.popup.clone() {
+            let present = self.status.as_ref().and_then(|s| s.sink(&channel)).is_some_and(|s| s.kind == "channel");
+            if present {
+                let last = self.output_choices().len().saturating_sub(1);
+                self.popup = Some(Popup::OutputTo { channel, selected: selected.min(last) });
+            } else {
+                self.popup = None;
+            }
+        }
     }
 
     /// Closes the help if it is open; returns whether it was.
@@ -340,7 +367,66 @@ impl App {
                 }
                 None
             }
+            Popup::OutputTo { channel, selected } => {
+                let count = self.output_choices().len();
+                let mut select = |i: usize| {
+                    self.popup = Some(Popup::OutputTo { channel: channel.clone(), selected: i });
+                };
+                match action {
+                    Action::Up => select(selected.saturating_sub(1)),
+                    Action::Wheel(_, _, delta) if delta > 0.0 => select(selected.saturating_sub(1)),
+                    Action::Down | Action::Wheel(..) => select((selected + 1).min(count.saturating_sub(1))),
+                    Action::First => select(0),
+                    Action::Last => select(count.saturating_sub(1)),
+                    Action::Enter => return self.send_output(&channel, selected),
+                    Action::Click(x, y) => match self.picker_row_at(x, y) {
+                        Some(i) if i < count => return self.send_output(&channel, i),
+                        Some(_) => {}
+                        None => self.popup = None,
+                    },
+                    Action::Quit | Action::Close => self.popup = None,
+                    _ => {}
+                }
+                None
+            }
         }
+    }
+
+    /// Where a channel can send its audio: the default output device,
+    /// every sink that is not a channel, or nowhere.
+    pub fn output_choices(&self) -> Vec<OutputEntry> {
+        let mut entries = vec![OutputEntry { choice: OutputChoice::Default, label: "the default device".into() }];
+        entries.extend(
+            self.sinks()
+                .iter()
+                .filter(|s| s.kind != "channel")
+                .map(|s| OutputEntry { choice: OutputChoice::Sink(s.name.clone()), label: s.description.clone() }),
+        );
+        entries.push(OutputEntry { choice: OutputChoice::None, label: "nowhere (silent)".into() });
+        entries
+    }
+
+    fn send_output(&mut self, channel: &str, index: usize) -> Option<Job> {
+        self.popup = None;
+        let entry = self.output_choices().into_iter().nth(index)?;
+        let label = format!("{channel}: output {}", entry.choice);
+        self.job(Request::Output { channel: channel.to_owned(), output: entry.choice }, label)
+    }
+
+    fn open_output_list(&mut self) -> Option<Job> {
+        let sink = self.selected_sink()?;
+        if sink.kind != "channel" {
+            let text = format!("{} is a device; Enter chooses the output of a channel", sink.name);
+            self.message = Some(Message { text, error: false });
+            return None;
+        }
+        let channel = sink.name.clone();
+        let current = sink.output.clone();
+        let selected = current
+            .and_then(|name| self.output_choices().iter().position(|e| e.choice == OutputChoice::Sink(name.clone())))
+            .unwrap_or(0);
+        self.popup = Some(Popup::OutputTo { channel, selected });
+        None
     }
 
     fn route(&mut self, app: &str, index: usize) -> Option<Job> {
@@ -451,8 +537,7 @@ impl App {
 
     fn open_route_list(&mut self) -> Option<Job> {
         if self.pane != Pane::Apps {
-            self.message = Some(Message { text: "Enter routes an app: Tab to the apps first".into(), error: false });
-            return None;
+            return self.open_output_list();
         }
         let app = self.selected_app()?;
         if !app.movable {

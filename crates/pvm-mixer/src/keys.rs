@@ -13,7 +13,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("← →  h l", "volume -5 % / +5 %"),
     ("Shift+← →  H L", "volume -1 % / +1 %"),
     ("m", "mute or unmute"),
-    ("Enter", "on an app: choose a sink and route it there"),
+    ("Enter", "on an app: route it to a sink; on a channel: choose its output"),
     ("u", "on an app: unroute (rules decide again)"),
     ("d", "on a sink: make it the default"),
     ("r", "reload the daemon's config"),

@@ -220,6 +220,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     match app.popup.clone() {
         Some(Popup::Help) => draw_help(frame, area, theme),
         Some(Popup::RouteTo { app: name, selected }) => draw_route_to(frame, app, &name, selected, area, theme),
+        Some(Popup::OutputTo { channel, selected }) => draw_output_to(frame, app, &channel, selected, area, theme),
         None => {}
     }
 }
@@ -613,6 +614,45 @@ fn draw_route_to(frame: &mut Frame, app: &mut App, name: &str, selected: usize, 
                 .border_style(theme.focus())
                 .title(Span::styled(title, theme.focus()))
                 .title_bottom(Span::styled(" Enter: route  Esc: cancel ", theme.dim())),
+        )
+        .highlight_symbol(HIGHLIGHT)
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state = ListState::default().with_selected(Some(selected));
+    frame.render_widget(Clear, popup);
+    frame.render_stateful_widget(list, popup, &mut state);
+    let inner = Block::new().borders(Borders::ALL).inner(popup);
+    app.hits.picker = Some(inner);
+    app.hits.picker_offset = state.offset();
+}
+
+/// The outputs a channel can be sent to, the current one marked.
+fn draw_output_to(frame: &mut Frame, app: &mut App, channel: &str, selected: usize, area: Rect, theme: Theme) {
+    let entries = app.output_choices();
+    let current = app.status.as_ref().and_then(|s| s.sink(channel)).and_then(|c| c.output.clone());
+    let title = format!(" Send {} to ", clean(channel));
+    let widest = entries.iter().map(|e| e.label.chars().count() + e.choice.as_word().chars().count() + 8).max();
+    let width = (widest.unwrap_or(0).max(title.chars().count() + 4) as u16).saturating_add(4).max(30);
+    let popup = centered(area, width, entries.len() as u16 + 2);
+    let items: Vec<ListItem> = entries
+        .iter()
+        .map(|e| {
+            let is_current =
+                matches!(&e.choice, pvm_ipc::protocol::OutputChoice::Sink(n) if current.as_deref() == Some(n));
+            let mark = if is_current { "● " } else { "  " };
+            ListItem::new(Line::from(vec![
+                Span::raw(mark),
+                Span::raw(clean(&e.label)),
+                Span::styled(format!("  {}", clean(e.choice.as_word())), theme.dim()),
+            ]))
+        })
+        .collect();
+    let list = List::new(items)
+        .block(
+            Block::new()
+                .borders(Borders::ALL)
+                .border_style(theme.focus())
+                .title(Span::styled(title, theme.focus()))
+                .title_bottom(Span::styled(" Enter: send  Esc: cancel ", theme.dim())),
         )
         .highlight_symbol(HIGHLIGHT)
         .highlight_style(Style::new().add_modifier(Modifier::REVERSED));

@@ -394,3 +394,41 @@ fn no_color_is_respected() {
     assert!(coloured_cells(&[]) > 0, "colours by default");
     assert_eq!(coloured_cells(&[("NO_COLOR", "1")]), 0, "no colour with NO_COLOR");
 }
+
+/// A channel's output chosen in the mixer: `Enter` on the channel, the
+/// device in the list, `Enter`; checked in PipeWire (its links) and on the
+/// screen.
+#[test]
+fn a_channel_is_sent_to_another_device_from_its_output_list() {
+    let bed = TestBed::builder().device_sink("headphones", 1000).device_sink("speakers", 900).start().unwrap();
+    std::fs::write(bed.daemon_paths().config, "[[channel]]\nname = \"game\"\ndescription = \"Game\"\n").unwrap();
+    let (daemon, reader) = bed.spawn_daemon_in_sync(&[]).unwrap();
+    testbed::wait_status(&reader, TIMEOUT, "game on headphones", |s| {
+        s.sink("game").and_then(|g| g.output.as_deref()) == Some("headphones")
+    })
+    .unwrap();
+    let mixer = spawn_mixer(&bed, &daemon.shm, &daemon.socket);
+    let mut rig = Rig { mixer, _apps: Vec::new(), daemon, reader, bed };
+    rig.sink_row("Game", "shows its output", |l| l.contains("→ headphones"));
+
+    // Channels come first: game is the first row. Its list: default, headphones, speakers, none.
+    rig.select_row(0);
+    rig.keys(ENTER);
+    rig.screen("the output list", |s| s.text().contains("Send game to"));
+    rig.keys(DOWN);
+    rig.keys(ENTER);
+    let linked_to = |bed: &TestBed| {
+        let graph = bed.dump().unwrap();
+        let game = graph.node_named("game").map(|n| n.id);
+        let mut to: Vec<String> = graph
+            .links
+            .iter()
+            .filter(|l| Some(l.output_node) == game)
+            .filter_map(|l| graph.node(l.input_node).and_then(|n| n.name()))
+            .collect();
+        to.sort();
+        to
+    };
+    rig.wait_pw("game linked to speakers only", || linked_to(&rig.bed) == ["speakers", "speakers"]);
+    rig.sink_row("Game", "shows the new output", |l| l.contains("→ speakers"));
+}

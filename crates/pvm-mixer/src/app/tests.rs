@@ -156,8 +156,40 @@ fn sink_pane_sends_sink_requests() {
     assert_eq!(app.act(Action::Mute).unwrap().request, Request::Mute { sink: "game".into(), mute: MuteAction::Toggle });
     assert_eq!(app.act(Action::SetDefault).unwrap().request, Request::SetDefault { sink: "game".into() });
     assert_eq!(app.act(Action::Reload).unwrap().request, Request::ReloadConfig);
-    assert!(app.act(Action::Enter).is_none(), "Enter is for apps");
+    assert!(app.act(Action::Enter).is_none(), "Enter on a device sink does nothing");
     assert!(app.popup.is_none());
+    assert!(app.message.as_ref().unwrap().text.contains("is a device"));
+}
+
+#[test]
+fn enter_on_a_channel_opens_its_outputs_on_the_current_one_and_sends_output() {
+    let mut s = bed_status();
+    s.sinks[1].kind = "channel".into();
+    s.sinks[1].output = Some("music".into());
+    s.sinks[2].kind = "channel".into();
+    let mut app = live_app(s);
+    app.act(Action::Down);
+    app.act(Action::Enter);
+    // default, speakers, music (chat and game are channels), none.
+    let choices: Vec<OutputChoice> = app.output_choices().into_iter().map(|e| e.choice).collect();
+    assert_eq!(
+        choices,
+        [
+            OutputChoice::Default,
+            OutputChoice::Sink("speakers".into()),
+            OutputChoice::Sink("music".into()),
+            OutputChoice::None
+        ]
+    );
+    assert_eq!(app.popup, Some(Popup::OutputTo { channel: "game".into(), selected: 2 }));
+    app.act(Action::Up);
+    let job = app.act(Action::Enter).unwrap();
+    assert_eq!(job.request, Request::Output { channel: "game".into(), output: OutputChoice::Sink("speakers".into()) });
+    assert!(app.popup.is_none());
+    app.act(Action::Enter);
+    app.act(Action::Last);
+    let job = app.act(Action::Enter).unwrap();
+    assert_eq!(job.request, Request::Output { channel: "game".into(), output: OutputChoice::None });
 }
 
 #[test]

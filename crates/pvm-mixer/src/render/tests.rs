@@ -294,3 +294,18 @@ fn a_channel_shows_where_it_plays_and_a_device_says_so() {
     assert!(line_with(&lines, "Chat  ").contains("→ none"), "{}", text(&lines));
     assert!(line_with(&lines, "Speakers").contains("device"), "{}", text(&lines));
 }
+
+#[test]
+fn the_output_list_of_a_channel_marks_its_current_output() {
+    let mut s = bed_status();
+    s.sinks[1].kind = "channel".into();
+    s.sinks[1].output = Some("speakers".into());
+    let mut app = live_app(s);
+    app.act(Action::Down);
+    app.act(Action::Enter);
+    let lines = screen(&mut app, 80, 24);
+    assert!(text(&lines).contains("Send game to"), "{}", text(&lines));
+    assert!(line_with(&lines, "the default device").contains("default"));
+    assert!(line_with(&lines, "Speakers  speakers").contains('●'), "{}", text(&lines));
+    assert!(line_with(&lines, "nowhere (silent)").contains("none"));
+}
