@@ -633,3 +633,45 @@ fn status_json_gives_each_app_its_target_and_why() {
     assert_eq!(bystander["target"], serde_json::Value::Null);
     assert_eq!(bystander["target_source"], "session-manager");
 }
+
+// ---- what depends on the stack ----------------------------------------------
+
+/// The text `pvmctl status` prints.
+fn pvmctl_status_text(rig: &Rig) -> String {
+    let out = rig.bed.pvmctl(&rig.daemon, &["status"]).unwrap();
+    assert!(out.status.success(), "pvmctl status: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// WirePlumber 0.5 runs the hook every bed installs: the daemon sees the hold
+/// announced, says so in the snapshot, and `pvmctl status` gives no hint.
+#[test]
+fn wp05_the_hold_is_active_and_status_gives_no_hint() {
+    testbed::require_wireplumber_05();
+    let rig = Rig::start(Some(GAME_RULE));
+    rig.wait_status("the hold announced", |s| s.hold_active);
+    assert!(!pvmctl_status_text(&rig).contains("setup wireplumber"));
+    let (_app, streams) = rig.spawn_app(&AppSpec::new(GAME_APP).binary("game-of-life"));
+    rig.wait_linked_only_to(&streams, "game");
+}
+
+/// WirePlumber 0.4 cannot run the hook: the daemon says it holds nothing (the
+/// snapshot's `hold_active` is false, `pvmctl status` and the log say why)
+/// and still routes by its pin alone.
+#[test]
+fn wp04_no_hold_is_shown_and_rules_route_by_the_pin_alone() {
+    let stack = testbed::require_wireplumber_04();
+    let rig = Rig::start(Some(GAME_RULE));
+    assert_eq!(rig.bed.stack(), stack);
+    let status = rig.wait_status("in sync", |s| s.connected);
+    assert!(!status.hold_active, "no hold on {stack}");
+    assert!(pvmctl_status_text(&rig).contains("pvmctl setup wireplumber"), "status hints at the hold");
+    rig.bed
+        .wait_until(TIMEOUT, "the daemon to log that there is no hold", || {
+            rig.daemon.log_tail(50).contains("no routing hold")
+        })
+        .unwrap();
+    let (_app, streams) = rig.spawn_app(&AppSpec::new(GAME_APP).binary("game-of-life"));
+    rig.wait_linked_only_to(&streams, "game");
+    assert!(!rig.wait_status("still in sync", |s| s.connected).hold_active);
+}

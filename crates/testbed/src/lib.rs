@@ -91,5 +91,5 @@ pub use graph_watch::{
 };
 pub use locate::workspace_binary;
 pub use snapshot::{open_snapshot, wait_status};
-pub use stack::{require_wireplumber_05, Stack, STACK_ENV};
+pub use stack::{require_wireplumber_04, require_wireplumber_05, Stack, STACK_ENV};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};

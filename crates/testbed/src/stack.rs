@@ -83,16 +83,28 @@ impl FromStr for Stack {
 }
 
 /// Panics unless the stack of this test run (`PVM_TEST_STACK`) runs
-/// WirePlumber 0.5. For tests of what only WirePlumber 0.5 can do (the
-/// hold): name them `wp05_...` and let the runner select them on
-/// `pw14-wp05` only; should one run elsewhere, it fails instead of passing
-/// without testing anything.
-pub fn require_wireplumber_05() {
+/// WirePlumber 0.5; returns the stack. For tests of what only WirePlumber 0.5
+/// does (the hold): name them `wp05_...`, and the runner (scripts/test.sh)
+/// selects them on `pw14-wp05` only; should one run on another stack, it
+/// fails instead of passing without testing anything.
+pub fn require_wireplumber_05() -> Stack {
+    require("WirePlumber 0.5", Stack::has_wireplumber_05)
+}
+
+/// Panics unless the stack of this test run runs WirePlumber 0.4; returns the
+/// stack. For tests of how things go without the hold: name them `wp04_...`
+/// (selected on `pw14-wp04` and `pw03-wp04`).
+pub fn require_wireplumber_04() -> Stack {
+    require("WirePlumber 0.4", |stack| !stack.has_wireplumber_05())
+}
+
+fn require(what: &str, applies: impl Fn(Stack) -> bool) -> Stack {
     let stack = Stack::from_env().unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        stack.has_wireplumber_05(),
-        "this test needs WirePlumber 0.5, and {STACK_ENV} is {stack}: it must not be selected on this stack"
+        applies(stack),
+        "this test needs {what}, and {STACK_ENV} is {stack}: it must not be selected on this stack"
     );
+    stack
 }
 
 #[cfg(test)]
