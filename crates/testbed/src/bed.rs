@@ -55,6 +55,7 @@ pub struct TestBedBuilder {
     stack: Option<Stack>,
     wireplumber: Option<WirePlumber>,
     hold_hook: Option<bool>,
+    system_hook: bool,
     hold_timeout: Option<Duration>,
 }
 
@@ -68,6 +69,7 @@ impl Default for TestBedBuilder {
             stack: None,
             wireplumber: None,
             hold_hook: None,
+            system_hook: false,
             hold_timeout: None,
         }
     }
@@ -152,6 +154,16 @@ impl TestBedBuilder {
         self
     }
 
+    /// Expect the hook installed system-wide (by the Debian package, in
+    /// `/usr/share/wireplumber/`) instead of installing it into the bed:
+    /// nothing is written into the bed's WirePlumber directories, and the bed
+    /// is ready only once WirePlumber 0.5 has loaded the system's copy (it
+    /// announces itself). Overrides [`TestBedBuilder::hold_hook`].
+    pub fn system_hold_hook(mut self) -> Self {
+        self.system_hook = true;
+        self
+    }
+
     /// The hook's time limit (its setting
     /// `pipewire-volume-mixer.hold-timeout-ms`); the shipped default (200 ms)
     /// when not called. Whole milliseconds, at most 60 s.
@@ -172,6 +184,7 @@ impl TestBedBuilder {
         let started = Instant::now();
         let dirs = BedDirs::create()?;
         let (prefix, hold_hook) = match stack {
+            Stack::Pw14Wp05 if self.system_hook => (None, true),
             Stack::Pw14Wp05 => {
                 let install = self.hold_hook.unwrap_or(true);
                 if install {
