@@ -40,9 +40,11 @@ enum Scenario {
     Leaks,
     /// 9. New streams of rule-matched apps: misroutes with and without the hold, first-link times.
     Routing,
+    /// 10. The same new streams on each PipeWire + WirePlumber stack (`--stacks`).
+    RoutingStacks,
 }
 
-const ORDER: [Scenario; 8] = [
+const ORDER: [Scenario; 9] = [
     Scenario::Latency,
     Scenario::Load,
     Scenario::Idle,
@@ -51,6 +53,7 @@ const ORDER: [Scenario; 8] = [
     Scenario::Compare,
     Scenario::Leaks,
     Scenario::Routing,
+    Scenario::RoutingStacks,
 ];
 
 /// Measures pipewire-volume-mixer on a private PipeWire and writes bench/RESULTS.md.
@@ -73,6 +76,11 @@ struct Args {
     /// 40 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     new_streams: Option<u64>,
+    /// The stacks of the routing-stacks scenario, comma-separated
+    /// (pw14-wp05, pw14-wp04, pw03-wp04; the older ones from Debian 12's
+    /// packages in a private prefix).
+    #[arg(long, value_delimiter = ',', default_value = "pw14-wp05,pw14-wp04,pw03-wp04")]
+    stacks: Vec<testbed::Stack>,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +88,7 @@ fn main() -> ExitCode {
     // Absolute: the test bed runs its processes in its own directory.
     let count_alloc_daemon = args.count_alloc_daemon.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
     let new_streams = args.new_streams.map(|n| n as usize);
-    let config = Config { quick: args.quick, count_alloc_daemon, new_streams };
+    let config = Config { quick: args.quick, count_alloc_daemon, new_streams, stacks: args.stacks };
     let wanted: Vec<Scenario> = if args.scenarios.contains(&Scenario::All) {
         ORDER.to_vec()
     } else {
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
             Scenario::Compare => scenarios::compare::run(&mut report, &config),
             Scenario::Leaks => scenarios::leaks::run(&mut report, &config),
             Scenario::Routing => scenarios::routing::run(&mut report, &config),
+            Scenario::RoutingStacks => scenarios::routing::run_stacks(&mut report, &config),
             Scenario::All => Ok(()),
         };
         if let Err(e) = result {

@@ -20,6 +20,7 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "## 7. Side by side",
         "## 8. Leaks",
         "## 9. Routing",
+        "## 10. Routing on each PipeWire + WirePlumber stack",
     ] {
         assert!(results.contains(section), "missing {section:?} in:\n{results}");
     }
@@ -30,6 +31,8 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "wpctl set-volume",
         "definitely lost",
         "misroutes per 1000 new streams",
+        "misroutes per 100 new streams",
+        "PW 0.3.65 + WP 0.4.13",
         "stream created -> first link",
     ] {
         assert!(results.contains(figure), "missing {figure:?} in:\n{results}");

@@ -36,6 +36,8 @@ pub struct Config {
     /// New streams per configuration in the routing scenario (its default
     /// when `None`).
     pub new_streams: Option<usize>,
+    /// The stacks of the per-stack routing scenario.
+    pub stacks: Vec<testbed::Stack>,
 }
 
 impl Config {
