@@ -6,9 +6,9 @@
 #                                  (for bindgen), pkg-config and gcc
 #
 # Building needs libpipewire >= 0.3.65 (Debian 12's) headers; nothing comes
-# from outside the distribution's own archive for that. The feature level of
-# the `pipewire` crate is chosen from the installed headers when building
-# (scripts/pw-features, see docs/install.md).
+# from outside the distribution's own archive for that. The `pipewire` crate
+# is used at its base feature level, which builds against 0.3.65 and every
+# later version (docs/install.md; scripts/test.sh checks it stays so).
 #
 # The tests run on three PipeWire + WirePlumber stacks (crates/testbed,
 # PVM_TEST_STACK): the installed PipeWire 1.4 + WirePlumber 0.5, and

@@ -90,7 +90,8 @@ impl TestBedBuilder {
     }
 
     /// Let PipeWire suspend sinks that no stream plays into, as it does by
-    /// default (off by default: the bed's sinks keep running).
+    /// default (off by default: the bed's sinks keep running; PipeWire
+    /// 0.3.65, [`Stack::Pw03Wp04`], suspends idle sinks either way).
     ///
     /// A suspended null sink takes `Props` changes (volume, mute) but keeps
     /// *reporting* its old `Props` until it runs again, so with this on,

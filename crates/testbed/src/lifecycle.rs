@@ -489,8 +489,20 @@ impl Lifecycle {
         bed.restart_wireplumber()?;
         self.counts.wireplumber_restarts += 1;
         self.set_default_until_shown("chat")?;
-        self.route(app, "game")?;
-        self.wait(&format!("{app} routed to game through the new metadata"), |s| plays_to(s, app, "game", "route"))?;
+        // WirePlumber 0.4.13 does not link a stream that outlived it again
+        // (with or without a pin): there, route one that starts afterwards.
+        let (routed, _late) = if bed.stack().has_wireplumber_05() {
+            (app, None)
+        } else {
+            let late = "After wireplumber";
+            let player = self.spawn_apps(bed, &[AppSpec::new(late)])?;
+            self.wait(&format!("{late} listed"), |s| s.app(late).is_some_and(|a| a.sink.is_some()))?;
+            (late, Some(player))
+        };
+        self.route(routed, "game")?;
+        self.wait(&format!("{routed} routed to game through the new metadata"), |s| {
+            plays_to(s, routed, "game", "route")
+        })?;
         self.set_default_until_shown("speakers")
     }
 
