@@ -15,7 +15,8 @@
 #   /usr/share/bash-completion, zsh, fish      pvmctl's completions
 #   /usr/include/pipewire-volume-mixer.h       the shared-memory layout, for C readers
 #   /usr/share/doc/pipewire-volume-mixer/      README, docs/, examples/ (config.toml)
-# Depends is what dpkg-shlibdeps finds for the binaries: the package works
+# Depends is what dpkg-shlibdeps finds for the binaries, and procps (kill, for
+# the unit's ExecReload=). The package works
 # with the libpipewire it was built against and newer (build it on the oldest
 # distribution it is for: Debian 12's 0.3.65 serves Debian 12, Ubuntu 24.04
 # and later).

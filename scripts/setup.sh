@@ -20,7 +20,8 @@
 #
 # Also: a D-Bus session bus for WirePlumber, pulseaudio-utils/pipewire-pulse
 # for the side-by-side benchmark, valgrind for the memory check
-# (tests/memcheck.rs and the benchmark), systemd for the unit check, and
+# (tests/memcheck.rs and the benchmark), systemd and procps (the unit's
+# ExecReload= runs kill) for the unit check, and
 # dpkg-dev, lintian and fakeroot for scripts/package.sh. Makes sure apt's
 # package lists are there (a fresh container has none).
 #
@@ -38,7 +39,7 @@ esac
 
 build_need=(libpipewire-0.3-dev libspa-0.2-dev clang libclang-dev pkg-config gcc)
 test_need=(pipewire pipewire-bin pipewire-pulse wireplumber dbus dbus-daemon pulseaudio-utils python3
-           systemd valgrind dpkg-dev lintian fakeroot)
+           systemd procps valgrind dpkg-dev lintian fakeroot)
 if [ "$build_only" -eq 1 ]; then
   need=("${build_need[@]}")
 else
