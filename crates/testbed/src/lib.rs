@@ -56,10 +56,12 @@
 //! `PVM_DAEMON_BIN`, `PVM_PVMCTL_BIN` at them (and `PVM_MEMCHECK_DAEMON` at
 //! the daemon to run under memcheck, when it is another build).
 //!
-//! Needs PipeWire >= 1.0 and WirePlumber 0.5 installed (`pipewire`, `wireplumber`,
+//! Needs PipeWire and WirePlumber installed (`pipewire`, `wireplumber`,
 //! `pw-dump`, `pw-cli`, `dbus-daemon` on `PATH`; `pipewire-pulse` for
 //! [`TestBedBuilder::pulse`], `valgrind` for [`memcheck`]); `scripts/setup.sh`
-//! installs them.
+//! installs them. The installed ones are the [`Stack::Pw14Wp05`] stack
+//! (PipeWire >= 1.0, WirePlumber 0.5); where the installed ones are Debian
+//! 12's own 0.3.65 + 0.4.13, use `PVM_TEST_STACK=pw03-wp04`.
 #![deny(missing_docs)]
 
 mod app;
