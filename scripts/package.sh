@@ -113,8 +113,16 @@ for b in "${binaries[@]}"; do
   elif [ -f "contrib/man/$b.1" ]; then
     cp "contrib/man/$b.1" "$page"
   else
-    say "no man page for $b (add contrib/man/$b.1)"
-    continue
+    # A plain page from its --help, until it has a real one in contrib/man/.
+    say "no man page for $b in contrib/man/: making one from \`$b --help\`"
+    help=$("$target_dir/release/$b" --help) || { say "$b --help failed"; exit 1; }
+    upper=$(tr '[:lower:]' '[:upper:]' <<<"$b")
+    {
+      printf '.TH %s 1 "" "%s" "User Commands"\n.SH NAME\n%s \\- %s\n.SH DESCRIPTION\n.nf\n' \
+        "$upper" "$name" "$b" "$(head -1 <<<"$help" | sed 's/\\/\\e/g')"
+      sed -e 's/\\/\\e/g' -e 's/^\./\\\&./' -e "s/^'/\\\\\&'/" <<<"$help"
+      printf '.fi\n.SH SEE ALSO\n\\fBpvmctl\\fR(1)\n'
+    } >"$page"
   fi
   chmod 644 "$page"
   gzip -9n "$page"
