@@ -204,7 +204,8 @@ fn misrouted(history: &StreamHistory, sink: &str) -> bool {
 /// daemon -> PipeWire -> WirePlumber while WirePlumber makes its own round trip
 /// for the stream's info, and on this 2-core machine it loses about one
 /// stream in 50-100 (each then on the default sink for 2-8 ms before
-/// WirePlumber moves it). The test counts those and fails above 2 of 20, which
+/// WirePlumber moves it). The test counts those and fails above 2 of 20 (4 on
+/// WirePlumber 0.4, which has no hold: see the end of the test), which
 /// a daemon that pinned late (on the node's info instead of its global, or at
 /// a normal priority) exceeds; the count is printed on every run.
 ///
@@ -275,10 +276,16 @@ fn rule_routed_streams_are_pinned_before_any_link_and_end_on_their_sink_20_runs(
             )
         })
         .collect();
+    // WirePlumber 0.4 runs without the hold, and on PipeWire 0.3.65 it wins
+    // the race more often: the benchmark measured 2 of 200 (PipeWire 1.4) and
+    // 12 of 200 (0.3.65) streams started one at a time linked elsewhere
+    // first, so above 2 of 20 happens there about once in ten runs by chance.
+    let allowed = if rig.bed.stack().has_wireplumber_05() { 2 } else { 4 };
     assert!(
-        misroutes.len() <= 2,
-        "{} of {RUNS} streams were linked to another sink first:\n{}",
+        misroutes.len() <= allowed,
+        "{} of {RUNS} streams were linked to another sink first (at most {allowed} on {}):\n{}",
         misroutes.len(),
+        rig.bed.stack(),
         timelines.join("\n")
     );
 }
