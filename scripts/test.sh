@@ -34,15 +34,16 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== the pipewire crate's feature level"
-# The pipewire crate at its base level builds against libpipewire 0.3.65
-# (Debian 12) and every later version; a version feature (v0_3_65, v1_0_0,
-# ...) would need newer headers. See docs/install.md.
+# The pipewire crate's version features up to v0_3_64 (libspa's up to
+# v0_3_62) build against libpipewire 0.3.65 (Debian 12) and every later
+# version; v0_3_65, v0_3_77, v1_* would need newer headers. See docs/install.md.
 levels=$(cargo tree --workspace --locked -e features -i pipewire; cargo tree --workspace --locked -e features -i libspa)
-if grep -E '(pipewire|libspa) feature "v[0-9]' <<<"$levels"; then
-  echo "test: a version feature of the pipewire crate is enabled (above): the build on Debian 12's headers would break" >&2
+if grep -E '(pipewire|libspa) feature "v(0_3_(6[5-9]|[7-9][0-9])|[1-9][0-9]*_[0-9]+_[0-9]+)"' <<<"$levels"; then
+  echo "test: a version feature of the pipewire crate above Debian 12's 0.3.65 is enabled (above): the build on its headers would break" >&2
   exit 1
 fi
-echo "base level (builds on libpipewire >= 0.3.65); installed headers: libpipewire $(pkg-config --modversion libpipewire-0.3)"
+highest=$(grep -oE 'pipewire feature "v[0-9_]+"' <<<"$levels" | sort -t_ -k3n -u | tail -1)
+echo "highest level: ${highest:-none} (builds on libpipewire >= 0.3.65); installed headers: libpipewire $(pkg-config --modversion libpipewire-0.3)"
 echo "== cargo build"
 # Build everything first so integration tests find every binary.
 cargo build --workspace --bins --locked
