@@ -44,9 +44,11 @@ enum Scenario {
     Channels,
     /// 11. pvm-mixer in a pseudo-terminal: key press to screen, idle wake-ups, RSS.
     Mixer,
+    /// 12. The same new streams on each PipeWire + WirePlumber stack (`--stacks`).
+    RoutingStacks,
 }
 
-const ORDER: [Scenario; 10] = [
+const ORDER: [Scenario; 11] = [
     Scenario::Latency,
     Scenario::Load,
     Scenario::Idle,
@@ -57,6 +59,7 @@ const ORDER: [Scenario; 10] = [
     Scenario::Routing,
     Scenario::Channels,
     Scenario::Mixer,
+    Scenario::RoutingStacks,
 ];
 
 /// Measures pipewire-volume-mixer on a private PipeWire and writes bench/RESULTS.md.
@@ -83,6 +86,11 @@ struct Args {
     /// pvm-mixer in the mixer scenario; skipped without it.
     #[arg(long, env = "PVM_WIREMIX_BIN", value_name = "PATH")]
     wiremix: Option<PathBuf>,
+    /// The stacks of the routing-stacks scenario, comma-separated
+    /// (pw14-wp05, pw14-wp04, pw03-wp04; the older ones from Debian 12's
+    /// packages in a private prefix).
+    #[arg(long, value_delimiter = ',', default_value = "pw14-wp05,pw14-wp04,pw03-wp04")]
+    stacks: Vec<testbed::Stack>,
 }
 
 fn main() -> ExitCode {
@@ -91,7 +99,7 @@ fn main() -> ExitCode {
     let count_alloc_daemon = args.count_alloc_daemon.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
     let new_streams = args.new_streams.map(|n| n as usize);
     let wiremix = args.wiremix.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
-    let config = Config { quick: args.quick, count_alloc_daemon, new_streams, wiremix };
+    let config = Config { quick: args.quick, count_alloc_daemon, new_streams, wiremix, stacks: args.stacks };
     let wanted: Vec<Scenario> = if args.scenarios.contains(&Scenario::All) {
         ORDER.to_vec()
     } else {
@@ -111,6 +119,7 @@ fn main() -> ExitCode {
             Scenario::Routing => scenarios::routing::run(&mut report, &config),
             Scenario::Channels => scenarios::channels::run(&mut report, &config),
             Scenario::Mixer => scenarios::mixer::run(&mut report, &config),
+            Scenario::RoutingStacks => scenarios::routing::run_stacks(&mut report, &config),
             Scenario::All => Ok(()),
         };
         if let Err(e) = result {

@@ -22,6 +22,7 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "## 9. Routing",
         "## 10. Channels",
         "## 11. pvm-mixer",
+        "## 12. Routing on each PipeWire + WirePlumber stack",
     ] {
         assert!(results.contains(section), "missing {section:?} in:\n{results}");
     }
@@ -32,6 +33,8 @@ fn quick_run_writes_every_scenario_to_the_results() {
         "wpctl set-volume",
         "definitely lost",
         "misroutes per 1000 new streams",
+        "misroutes per 100 new streams",
+        "PW 0.3.65 + WP 0.4.13",
         "stream created -> first link",
         "key press -> new value on the mixer's screen",
         "pvm-mixer wake-ups idle",

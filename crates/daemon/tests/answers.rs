@@ -122,8 +122,12 @@ fn every_ok_is_already_visible_in_the_snapshot() {
     assert!(stale.is_empty(), "{} stale reads right after OK, first: {:?}", stale.len(), &stale[..stale.len().min(5)]);
 }
 
+/// Needs WirePlumber 0.5 (selected on pw14-wp05 only): a WirePlumber 0.4.13
+/// restarted in the test bed links no stream, neither one that was there
+/// before nor a new one, with or without a pin (measured).
 #[test]
-fn a_route_made_while_the_session_manager_is_down_is_kept_and_applied_when_it_returns() {
+fn wp05_a_route_made_while_the_session_manager_is_down_is_kept_and_applied_when_it_returns() {
+    testbed::require_wireplumber_05();
     let mut bed = TestBed::start(&SINKS).unwrap();
     let (daemon, reader) = bed.spawn_daemon_in_sync(&[]).unwrap();
     let _app = start_app(&bed, &reader, &daemon, &AppSpec::new("Later Please").role("Music"));

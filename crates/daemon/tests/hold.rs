@@ -1,5 +1,7 @@
 //! Exact routing with the routing hold (WirePlumber 0.5 and the hook of
 //! `contrib/wireplumber/`, which every test bed installs), and without it.
+//! The beds here choose their stack themselves (PipeWire 1.4 + WirePlumber
+//! 0.5, or WirePlumber 0.4 where a test says so), whatever `PVM_TEST_STACK` is.
 //!
 //! A [`GraphWatcher`] records every link each playback stream ever gets,
 //! straight from PipeWire's registry, so a link to another sink is caught
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pvm_ipc::reader::SnapshotReader;
 use pvm_ipc::status::Status;
-use testbed::{AppSpec, Daemon, FakeApp, GraphWatcher, TestBed, WatchLog, WatchOptions, WirePlumber};
+use testbed::{AppSpec, Daemon, FakeApp, GraphWatcher, Stack, TestBed, WatchLog, WatchOptions, WirePlumber};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 const SINKS: [&str; 4] = ["speakers", "game", "chat", "music"];
@@ -32,13 +34,13 @@ impl Rig {
     }
 
     fn with_hook() -> Rig {
-        let rig = Rig::start(TestBed::start(&SINKS).unwrap());
+        let rig = Rig::start(TestBed::builder().stack(Stack::Pw14Wp05).sinks(&SINKS).start().unwrap());
         rig.wait_status("the hold announced", |s| s.hold_active);
         rig
     }
 
     fn without_hook() -> Rig {
-        Rig::start(TestBed::builder().sinks(&SINKS).hold_hook(false).start().unwrap())
+        Rig::start(TestBed::builder().stack(Stack::Pw14Wp05).sinks(&SINKS).hold_hook(false).start().unwrap())
     }
 
     fn wait_status(&self, what: &str, condition: impl Fn(&Status) -> bool) -> Status {
@@ -209,7 +211,8 @@ fn held_streams_play_when_the_daemon_freezes_or_dies() {
 
     // Killed while a stream is held: held streams are released at once.
     let mut rig = rig;
-    let long = TestBed::builder().sinks(&SINKS).hold_timeout(Duration::from_secs(60)).start().unwrap();
+    let long =
+        TestBed::builder().stack(Stack::Pw14Wp05).sinks(&SINKS).hold_timeout(Duration::from_secs(60)).start().unwrap();
     drop(std::mem::replace(&mut rig, Rig::start(long)));
     rig.wait_status("the hold announced", |s| s.hold_active);
     rig.daemon.kill(libc::SIGSTOP).unwrap();
@@ -250,7 +253,7 @@ fn hold_active_and_the_status_hint() {
 
 #[test]
 fn wireplumber_0_4_rules_win_and_the_daemon_says_it_holds_nothing() {
-    let bed = TestBed::builder().sinks(&SINKS).wireplumber(WirePlumber::V0_4).start().unwrap();
+    let bed = TestBed::builder().stack(Stack::Pw14Wp04).sinks(&SINKS).start().unwrap();
     assert_eq!(bed.wireplumber(), WirePlumber::V0_4);
     let rig = Rig::start(bed);
     assert!(!rig.wait_status("in sync", |s| s.connected).hold_active);

@@ -204,7 +204,8 @@ fn misrouted(history: &StreamHistory, sink: &str) -> bool {
 /// daemon -> PipeWire -> WirePlumber while WirePlumber makes its own round trip
 /// for the stream's info, and on this 2-core machine it loses about one
 /// stream in 50-100 (each then on the default sink for 2-8 ms before
-/// WirePlumber moves it). The test counts those and fails above 2 of 20, which
+/// WirePlumber moves it). The test counts those and fails above 2 of 20 (4 on
+/// WirePlumber 0.4, which has no hold: see the end of the test), which
 /// a daemon that pinned late (on the node's info instead of its global, or at
 /// a normal priority) exceeds; the count is printed on every run.
 ///
@@ -275,10 +276,16 @@ fn rule_routed_streams_are_pinned_before_any_link_and_end_on_their_sink_20_runs(
             )
         })
         .collect();
+    // WirePlumber 0.4 runs without the hold, and on PipeWire 0.3.65 it wins
+    // the race more often: the benchmark measured 2 of 200 (PipeWire 1.4) and
+    // 12 of 200 (0.3.65) streams started one at a time linked elsewhere
+    // first, so above 2 of 20 happens there about once in ten runs by chance.
+    let allowed = if rig.bed.stack().has_wireplumber_05() { 2 } else { 4 };
     assert!(
-        misroutes.len() <= 2,
-        "{} of {RUNS} streams were linked to another sink first:\n{}",
+        misroutes.len() <= allowed,
+        "{} of {RUNS} streams were linked to another sink first (at most {allowed} on {}):\n{}",
         misroutes.len(),
+        rig.bed.stack(),
         timelines.join("\n")
     );
 }
@@ -593,7 +600,17 @@ fn dont_move_stream_matching_a_rule_is_not_movable_and_not_pinned() {
             .is_some_and(|h| h.metadata().rev().find(|(k, _)| *k == "target.object").is_none_or(|(_, v)| v.is_none()))
     });
     let history = log.stream(streams[0]).unwrap();
-    assert_eq!(history.sinks_ever_linked(), ["speakers"], "{history:#?}");
+    if rig.bed.stack().has_wireplumber_05() {
+        assert_eq!(history.sinks_ever_linked(), ["speakers"], "{history:#?}");
+    } else {
+        // WirePlumber 0.4.13 sometimes (about 1 run in 30 on a loaded
+        // machine) links the stream inside the ~2 ms between the pin and its
+        // withdrawal: it may touch `game` first, but must end on `speakers`.
+        let ever = history.sinks_ever_linked();
+        assert!(ever.iter().all(|s| s == "speakers" || s == "game") && ever.contains(&"speakers".to_owned()));
+        assert_eq!(history.links().last(), Some("speakers"), "{history:#?}");
+        eprintln!("WirePlumber 0.4: the dont-move stream was linked to {ever:?}");
+    }
     assert_eq!(rig.bed.dump().unwrap().metadata_value("default", streams[0], "target.object"), None);
     rig.wait_status("the stream still not movable", |s| s.app(GAME_APP).is_some_and(|a| !a.movable));
     assert_eq!(rig.pvmctl_status().app(GAME_APP).unwrap().target_source, "rule", "the rule's target is still shown");
@@ -632,4 +649,46 @@ fn status_json_gives_each_app_its_target_and_why() {
     let bystander = json["apps"].as_array().unwrap().iter().find(|a| a["name"] == "Bystander").unwrap();
     assert_eq!(bystander["target"], serde_json::Value::Null);
     assert_eq!(bystander["target_source"], "session-manager");
+}
+
+// ---- what depends on the stack ----------------------------------------------
+
+/// The text `pvmctl status` prints.
+fn pvmctl_status_text(rig: &Rig) -> String {
+    let out = rig.bed.pvmctl(&rig.daemon, &["status"]).unwrap();
+    assert!(out.status.success(), "pvmctl status: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// WirePlumber 0.5 runs the hook every bed installs: the daemon sees the hold
+/// announced, says so in the snapshot, and `pvmctl status` gives no hint.
+#[test]
+fn wp05_the_hold_is_active_and_status_gives_no_hint() {
+    testbed::require_wireplumber_05();
+    let rig = Rig::start(Some(GAME_RULE));
+    rig.wait_status("the hold announced", |s| s.hold_active);
+    assert!(!pvmctl_status_text(&rig).contains("setup wireplumber"));
+    let (_app, streams) = rig.spawn_app(&AppSpec::new(GAME_APP).binary("game-of-life"));
+    rig.wait_linked_only_to(&streams, "game");
+}
+
+/// WirePlumber 0.4 cannot run the hook: the daemon says it holds nothing (the
+/// snapshot's `hold_active` is false, `pvmctl status` and the log say why)
+/// and still routes by its pin alone.
+#[test]
+fn wp04_no_hold_is_shown_and_rules_route_by_the_pin_alone() {
+    let stack = testbed::require_wireplumber_04();
+    let rig = Rig::start(Some(GAME_RULE));
+    assert_eq!(rig.bed.stack(), stack);
+    let status = rig.wait_status("in sync", |s| s.connected);
+    assert!(!status.hold_active, "no hold on {stack}");
+    assert!(pvmctl_status_text(&rig).contains("pvmctl setup wireplumber"), "status hints at the hold");
+    rig.bed
+        .wait_until(TIMEOUT, "the daemon to log that there is no hold", || {
+            rig.daemon.log_tail(50).contains("no routing hold")
+        })
+        .unwrap();
+    let (_app, streams) = rig.spawn_app(&AppSpec::new(GAME_APP).binary("game-of-life"));
+    rig.wait_linked_only_to(&streams, "game");
+    assert!(!rig.wait_status("still in sync", |s| s.connected).hold_active);
 }

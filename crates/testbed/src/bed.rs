@@ -12,11 +12,12 @@ use crate::dirs::{self, BedDirs};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node};
 use crate::hook;
+use crate::prefix::{self, Prefix};
 use crate::process::{self, GroupChild};
 use crate::sinks;
+use crate::stack::Stack;
 use crate::tool::{self, TOOL_TIMEOUT};
 use crate::wait::{self, POLL_INTERVAL};
-use crate::wireplumber04;
 
 /// How long startup may take before it is reported as failed, by default.
 /// Far above the usual ~0.2 s: parallel tests on a loaded two-core machine
@@ -32,7 +33,7 @@ const WIREPLUMBER_CLIENT: &str = "WirePlumber";
 /// How many log lines error messages quote.
 const LOG_TAIL_LINES: usize = 20;
 
-/// Which WirePlumber a bed runs.
+/// Which WirePlumber a bed runs (see [`Stack`] for the whole combination).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WirePlumber {
     /// The installed one (`wireplumber` on `PATH`), 0.5.
@@ -54,8 +55,10 @@ pub struct TestBedBuilder {
     pulse: bool,
     suspend_idle_sinks: bool,
     ready_timeout: Duration,
-    wireplumber: WirePlumber,
+    stack: Option<Stack>,
+    wireplumber: Option<WirePlumber>,
     hold_hook: Option<bool>,
+    system_hook: bool,
     hold_timeout: Option<Duration>,
 }
 
@@ -67,8 +70,10 @@ impl Default for TestBedBuilder {
             pulse: false,
             suspend_idle_sinks: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
-            wireplumber: WirePlumber::Installed,
+            stack: None,
+            wireplumber: None,
             hold_hook: None,
+            system_hook: false,
             hold_timeout: None,
         }
     }
@@ -104,7 +109,8 @@ impl TestBedBuilder {
     }
 
     /// Let PipeWire suspend sinks that no stream plays into, as it does by
-    /// default (off by default: the bed's sinks keep running).
+    /// default (off by default: the bed's sinks keep running; PipeWire
+    /// 0.3.65, [`Stack::Pw03Wp04`], suspends idle sinks either way).
     ///
     /// A suspended null sink takes `Props` changes (volume, mute) but keeps
     /// *reporting* its old `Props` until it runs again, so with this on,
@@ -120,10 +126,37 @@ impl TestBedBuilder {
         self
     }
 
-    /// Which WirePlumber to run (default: the installed one).
-    pub fn wireplumber(mut self, wireplumber: WirePlumber) -> Self {
-        self.wireplumber = wireplumber;
+    /// Which PipeWire + WirePlumber to run. By default the one
+    /// `PVM_TEST_STACK` names ([`Stack::from_env`]), or [`Stack::Pw14Wp05`]
+    /// when it is unset; [`TestBedBuilder::start`] fails on a value it does
+    /// not know.
+    pub fn stack(mut self, stack: Stack) -> Self {
+        self.stack = Some(stack);
         self
+    }
+
+    /// Which WirePlumber to run, on the stack's PipeWire:
+    /// [`WirePlumber::Installed`] is [`Stack::Pw14Wp05`];
+    /// [`WirePlumber::V0_4`] is [`Stack::Pw14Wp04`], or [`Stack::Pw03Wp04`]
+    /// when that is the stack already.
+    pub fn wireplumber(mut self, wireplumber: WirePlumber) -> Self {
+        self.wireplumber = Some(wireplumber);
+        self
+    }
+
+    /// The stack this builder starts: [`TestBedBuilder::stack`] or
+    /// `PVM_TEST_STACK`, adjusted by [`TestBedBuilder::wireplumber`].
+    pub fn resolved_stack(&self) -> Result<Stack> {
+        let stack = match self.stack {
+            Some(stack) => stack,
+            None => Stack::from_env()?,
+        };
+        Ok(match (self.wireplumber, stack) {
+            (None, stack) => stack,
+            (Some(WirePlumber::Installed), _) => Stack::Pw14Wp05,
+            (Some(WirePlumber::V0_4), Stack::Pw03Wp04) => Stack::Pw03Wp04,
+            (Some(WirePlumber::V0_4), _) => Stack::Pw14Wp04,
+        })
     }
 
     /// Install pipewire-volume-mixer's WirePlumber hook
@@ -138,6 +171,16 @@ impl TestBedBuilder {
     /// `pvmctl setup wireplumber` there: it must start and link as usual.
     pub fn hold_hook(mut self, install: bool) -> Self {
         self.hold_hook = Some(install);
+        self
+    }
+
+    /// Expect the hook installed system-wide (by the Debian package, in
+    /// `/usr/share/wireplumber/`) instead of installing it into the bed:
+    /// nothing is written into the bed's WirePlumber directories, and the bed
+    /// is ready only once WirePlumber 0.5 has loaded the system's copy (it
+    /// announces itself). Overrides [`TestBedBuilder::hold_hook`].
+    pub fn system_hold_hook(mut self) -> Self {
+        self.system_hook = true;
         self
     }
 
@@ -157,18 +200,24 @@ impl TestBedBuilder {
                 return Err(Error::SinkExists(name.clone()));
             }
         }
+        let stack = self.resolved_stack()?;
         let started = Instant::now();
         let dirs = BedDirs::create()?;
-        let (wireplumber04, hold_hook) = match self.wireplumber {
-            WirePlumber::Installed => {
+        let (prefix, hold_hook) = match stack {
+            Stack::Pw14Wp05 if self.system_hook => (None, true),
+            Stack::Pw14Wp05 => {
                 let install = self.hold_hook.unwrap_or(true);
                 if install {
                     hook::install(&dirs, self.hold_timeout)?;
+                } else {
+                    hook::mask(&dirs)?;
                 }
                 (None, install)
             }
-            WirePlumber::V0_4 => {
-                let mut prefix = wireplumber04::prefix()?;
+            Stack::Pw14Wp04 | Stack::Pw03Wp04 => {
+                let kind =
+                    if stack == Stack::Pw03Wp04 { prefix::Kind::PipeWire03 } else { prefix::Kind::WirePlumber04 };
+                let mut prefix = prefix::prefix(kind)?.with_pipewire_config(&dirs.root().join("pipewire-0.3"))?;
                 if self.hold_hook == Some(true) {
                     prefix = prefix.with_hook_files(&dirs.root().join("wireplumber-0.4"))?;
                 }
@@ -182,14 +231,15 @@ impl TestBedBuilder {
             pulse: self.pulse,
             keep_sinks_running: !self.suspend_idle_sinks,
             ready_timeout: self.ready_timeout,
-            wireplumber04,
+            stack,
+            prefix,
             hold_hook,
             dbus: None,
             session: Vec::new(),
         };
         bed.start_dbus()?;
         bed.start_pipewire()?;
-        tracing::debug!(dir = %bed.dir().display(), elapsed = ?started.elapsed(), "test bed ready");
+        tracing::debug!(%stack, dir = %bed.dir().display(), elapsed = ?started.elapsed(), "test bed ready");
         Ok(bed)
     }
 }
@@ -235,8 +285,9 @@ pub struct TestBed {
     pulse: bool,
     keep_sinks_running: bool,
     pub(crate) ready_timeout: Duration,
-    /// The private WirePlumber 0.4, when the bed runs that one.
-    wireplumber04: Option<wireplumber04::Prefix>,
+    stack: Stack,
+    /// The private WirePlumber 0.4 (and PipeWire 0.3.65), when the bed runs them.
+    prefix: Option<Prefix>,
     hold_hook: bool,
     dbus: Option<GroupChild>,
     /// pipewire, wireplumber and pipewire-pulse, in start order.
@@ -302,11 +353,16 @@ impl TestBed {
 
     /// Which WirePlumber the bed runs.
     pub fn wireplumber(&self) -> WirePlumber {
-        if self.wireplumber04.is_some() {
-            WirePlumber::V0_4
-        } else {
+        if self.stack.has_wireplumber_05() {
             WirePlumber::Installed
+        } else {
+            WirePlumber::V0_4
         }
+    }
+
+    /// Which PipeWire + WirePlumber the bed runs.
+    pub fn stack(&self) -> Stack {
+        self.stack
     }
 
     /// Whether pipewire-volume-mixer's WirePlumber hook is installed and
@@ -444,10 +500,11 @@ impl TestBed {
     }
 
     fn write_sinks_fragment(&self) -> Result<()> {
-        dirs::write(
-            &self.dirs.sinks_fragment(),
-            &sinks::config_fragment(&self.sinks, &self.device_priorities, self.keep_sinks_running),
-        )
+        let path = match self.prefix.as_ref().and_then(Prefix::pipewire_config) {
+            Some(config) => config.join("pipewire.conf.d").join(dirs::SINKS_FRAGMENT),
+            None => self.dirs.sinks_fragment(),
+        };
+        dirs::write(&path, &sinks::config_fragment(&self.sinks, &self.device_priorities, self.keep_sinks_running))
     }
 
     // ---- processes ---------------------------------------------------------
@@ -469,12 +526,24 @@ impl TestBed {
 
     /// Starts the bed's WirePlumber: the installed one, or the private 0.4.
     fn spawn_wireplumber(&self) -> Result<GroupChild> {
-        match &self.wireplumber04 {
-            None => self.spawn("wireplumber", &[]),
+        match &self.prefix {
+            None => self.spawn(WIREPLUMBER, &[]),
             Some(prefix) => {
                 let mut command = self.command(prefix.wireplumber());
                 command.envs(prefix.env());
-                self.spawn_command("wireplumber", command)
+                self.spawn_command(WIREPLUMBER, command)
+            }
+        }
+    }
+
+    /// Starts the bed's PipeWire: the installed one, or the private 0.3.65.
+    fn spawn_pipewire(&self) -> Result<GroupChild> {
+        match self.prefix.as_ref().and_then(|p| Some((p.pipewire()?, p))) {
+            None => self.spawn("pipewire", &[]),
+            Some((binary, prefix)) => {
+                let mut command = self.command(binary);
+                command.envs(prefix.env());
+                self.spawn_command("pipewire", command)
             }
         }
     }
@@ -496,7 +565,7 @@ impl TestBed {
             return Ok(());
         }
         self.write_sinks_fragment()?;
-        let mut pipewire = self.spawn("pipewire", &[])?;
+        let mut pipewire = self.spawn_pipewire()?;
         let socket = self.dirs.pipewire_socket();
         let waited = self.wait_for_socket(&mut pipewire, &socket);
         self.session.push(pipewire);

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 /// and backtraces of the programs under test.
 const PASSED_THROUGH: &[&str] = &["RUST_LOG", "RUST_BACKTRACE", "PIPEWIRE_DEBUG", "WIREPLUMBER_DEBUG"];
 
+/// The file name of the `pipewire.conf.d` fragment that lists the sinks.
+pub(crate) const SINKS_FRAGMENT: &str = "90-testbed-sinks.conf";
+
 /// `PATH` when the caller has none.
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -124,7 +127,7 @@ impl BedDirs {
 
     /// The `pipewire.conf.d` fragment that lists the sinks.
     pub(crate) fn sinks_fragment(&self) -> PathBuf {
-        self.pipewire_fragments().join("90-testbed-sinks.conf")
+        self.pipewire_fragments().join(SINKS_FRAGMENT)
     }
 
     /// The private session bus's config file.

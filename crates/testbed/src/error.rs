@@ -55,6 +55,10 @@ pub enum Error {
     #[error("could not parse the output of pw-dump: {0}")]
     Dump(#[from] serde_json::Error),
 
+    /// `PVM_TEST_STACK` (or a stack name) is none of the known stacks.
+    #[error("unknown test stack `{0}` (PVM_TEST_STACK): use pw14-wp05, pw14-wp04 or pw03-wp04")]
+    UnknownStack(String),
+
     /// A condition did not become true in time.
     #[error("timed out after {timeout:?} waiting for {what}{details}")]
     Timeout {

@@ -46,3 +46,16 @@ pub(crate) fn install(dirs: &BedDirs, timeout: Option<Duration>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Keeps a system-wide hook (the Debian package's
+/// `/usr/share/wireplumber/wireplumber.conf.d/90-pipewire-volume-mixer.conf`)
+/// out of a bed that must run without it: WirePlumber 0.5 loads only the
+/// first fragment of each file name along its search path, and the bed's
+/// `XDG_CONFIG_HOME` comes first, so an empty file of the same name there
+/// hides the system one (as a user would, to turn it off).
+pub(crate) fn mask(dirs: &BedDirs) -> Result<()> {
+    dirs::write(
+        &dirs.wireplumber_fragments().join(HOLD_FRAGMENT_NAME),
+        "# Written by the test bed: no pipewire-volume-mixer hook in this bed.\n",
+    )
+}

@@ -23,8 +23,12 @@
 //!   through every object lifecycle it sees ([`lifecycle`]): the memory
 //!   check of the test suite and of the benchmark;
 //! * pipewire-volume-mixer's WirePlumber hook, installed in every bed by
-//!   default ([`TestBedBuilder::hold_hook`], the names in [`hook`]), and
-//!   WirePlumber 0.4 from a private prefix ([`WirePlumber::V0_4`]);
+//!   default ([`TestBedBuilder::hold_hook`], the names in [`hook`]);
+//! * three PipeWire + WirePlumber stacks ([`Stack`]): the installed
+//!   PipeWire 1.4 + WirePlumber 0.5, and Debian 12's WirePlumber 0.4.13
+//!   (with the installed PipeWire or with Debian 12's PipeWire 0.3.65) from
+//!   a private prefix; `PVM_TEST_STACK=pw14-wp05|pw14-wp04|pw03-wp04` sets
+//!   the stack of every bed of a test run ([`Stack::from_env`]);
 //! * [`GraphWatcher`]: a PipeWire client that records every node, link and
 //!   (optionally) `default` metadata write and sink volume as they happen,
 //!   so a link that lived for a millisecond is still seen;
@@ -59,10 +63,12 @@
 //! `PVM_DAEMON_BIN`, `PVM_PVMCTL_BIN` at them (and `PVM_MEMCHECK_DAEMON` at
 //! the daemon to run under memcheck, when it is another build).
 //!
-//! Needs PipeWire >= 1.0 and WirePlumber 0.5 (`pipewire`, `wireplumber`,
+//! Needs PipeWire and WirePlumber installed (`pipewire`, `wireplumber`,
 //! `pw-dump`, `pw-cli`, `dbus-daemon` on `PATH`; `pipewire-pulse` for
 //! [`TestBedBuilder::pulse`], `valgrind` for [`memcheck`]); `scripts/setup.sh`
-//! installs them.
+//! installs them. The installed ones are the [`Stack::Pw14Wp05`] stack
+//! (PipeWire >= 1.0, WirePlumber 0.5); where the installed ones are Debian
+//! 12's own 0.3.65 + 0.4.13, use `PVM_TEST_STACK=pw03-wp04`.
 #![deny(missing_docs)]
 
 mod app;
@@ -76,14 +82,15 @@ pub mod hook;
 pub mod lifecycle;
 mod locate;
 pub mod memcheck;
+mod prefix;
 mod process;
 mod pty;
 mod recorder;
 mod sinks;
 mod snapshot;
+mod stack;
 mod tool;
 mod wait;
-mod wireplumber04;
 
 pub use app::{AppSpec, FakeApp};
 pub use bed::{TestBed, TestBedBuilder, WirePlumber, DEFAULT_READY_TIMEOUT};
@@ -97,4 +104,5 @@ pub use locate::workspace_binary;
 pub use pty::{Tui, TuiScreen};
 pub use recorder::{longest_gap, rms_between, rms_of, BufferRecord, Gap, Recorder, RECORD_RATE};
 pub use snapshot::{open_snapshot, wait_status};
+pub use stack::{require_wireplumber_04, require_wireplumber_05, Stack, STACK_ENV};
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};

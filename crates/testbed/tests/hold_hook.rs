@@ -12,7 +12,7 @@ use serde_json::json;
 use support::links::{LinkWatcher, Stream};
 use support::router::{Decide, StandInRouter};
 use testbed::hook::HOLD_KEY;
-use testbed::{AppSpec, TestBed, WirePlumber};
+use testbed::{AppSpec, Stack, TestBed, WirePlumber};
 
 /// Generous: the machine may be busy; nothing here is a timing assertion.
 const LONG: Duration = Duration::from_secs(20);
@@ -22,7 +22,12 @@ const STREAMS: usize = 40;
 const BURST: usize = 5;
 
 fn bed(hook: bool) -> TestBed {
-    TestBed::builder().sinks(&["speakers", "game"]).hold_hook(hook).start().expect("starting the bed")
+    TestBed::builder()
+        .stack(Stack::Pw14Wp05)
+        .sinks(&["speakers", "game"])
+        .hold_hook(hook)
+        .start()
+        .expect("starting the bed")
 }
 
 /// The hook's announcement on the router's metadata, from pw-dump.
@@ -157,6 +162,7 @@ fn held_streams_are_released_at_once_when_the_router_goes_away() {
     // A time limit far beyond the test's waits: whatever links here was
     // released by the router's metadata going away, not by the limit.
     let bed = TestBed::builder()
+        .stack(Stack::Pw14Wp05)
         .sinks(&["speakers", "game"])
         .hold_timeout(Duration::from_secs(60))
         .start()
@@ -211,6 +217,7 @@ fn streams_that_are_not_the_daemons_to_decide_are_not_held() {
     // A router that never decides and a 60 s limit: only a stream the hook
     // leaves alone is linked within the test's waits.
     let bed = TestBed::builder()
+        .stack(Stack::Pw14Wp05)
         .sinks(&["speakers", "game"])
         .hold_timeout(Duration::from_secs(60))
         .start()
@@ -243,7 +250,7 @@ fn assert_links_to_speakers(bed: &TestBed) {
 fn wireplumber_0_4_bed_runs_the_private_prefix_and_links_a_fake_app() {
     let bed = TestBed::builder()
         .sinks(&["speakers", "game"])
-        .wireplumber(WirePlumber::V0_4)
+        .stack(Stack::Pw14Wp04)
         .start()
         .expect("starting a bed with WirePlumber 0.4");
     assert_eq!(bed.wireplumber(), WirePlumber::V0_4);
@@ -261,7 +268,7 @@ fn wireplumber_0_4_with_the_hook_files_installed_starts_and_links_as_usual() {
     // working WirePlumber (an earlier fragment made 0.4 exit at start).
     let bed = TestBed::builder()
         .sinks(&["speakers", "game"])
-        .wireplumber(WirePlumber::V0_4)
+        .stack(Stack::Pw14Wp04)
         .hold_hook(true)
         .start()
         .expect("starting WirePlumber 0.4 with the hook's files");

@@ -40,6 +40,8 @@ pub struct Config {
     pub new_streams: Option<usize>,
     /// A wiremix binary, to measure beside pvm-mixer (not measured when `None`).
     pub wiremix: Option<PathBuf>,
+    /// The stacks of the per-stack routing scenario.
+    pub stacks: Vec<testbed::Stack>,
 }
 
 impl Config {

@@ -25,7 +25,7 @@ mod rig;
 use std::time::Duration;
 
 use anyhow::Result;
-use testbed::{StreamEvent, StreamHistory, WirePlumber};
+use testbed::{Stack, StreamEvent, StreamHistory};
 
 use super::{Config, SINKS};
 use crate::measure::Summary;
@@ -51,24 +51,29 @@ const STREAMS_PER_APP: usize = 4;
 struct Setup {
     /// Its name in the results.
     label: &'static str,
-    wireplumber: WirePlumber,
+    /// The PipeWire + WirePlumber it runs.
+    stack: Stack,
     /// The hook installed into the bed's WirePlumber.
     hook: bool,
     /// The daemon running, with the rule.
     daemon: bool,
 }
 
-const HOLD: Setup =
-    Setup { label: "WP 0.5 + hook (hold)", wireplumber: WirePlumber::Installed, hook: true, daemon: true };
-const NO_HOLD: Setup =
-    Setup { label: "WP 0.5, no hook", wireplumber: WirePlumber::Installed, hook: false, daemon: true };
-const WP04: Setup = Setup { label: "WP 0.4.13", wireplumber: WirePlumber::V0_4, hook: false, daemon: true };
+const HOLD: Setup = Setup { label: "WP 0.5 + hook (hold)", stack: Stack::Pw14Wp05, hook: true, daemon: true };
+const NO_HOLD: Setup = Setup { label: "WP 0.5, no hook", stack: Stack::Pw14Wp05, hook: false, daemon: true };
+const WP04: Setup = Setup { label: "WP 0.4.13", stack: Stack::Pw14Wp04, hook: false, daemon: true };
 const WP04_HOOK_FILES: Setup =
-    Setup { label: "WP 0.4.13, hook files installed", wireplumber: WirePlumber::V0_4, hook: true, daemon: true };
+    Setup { label: "WP 0.4.13, hook files installed", stack: Stack::Pw14Wp04, hook: true, daemon: true };
 const ALONE_HOOK: Setup =
-    Setup { label: "WP 0.5 alone, hook installed", wireplumber: WirePlumber::Installed, hook: true, daemon: false };
-const ALONE: Setup =
-    Setup { label: "WP 0.5 alone, no hook", wireplumber: WirePlumber::Installed, hook: false, daemon: false };
+    Setup { label: "WP 0.5 alone, hook installed", stack: Stack::Pw14Wp05, hook: true, daemon: false };
+const ALONE: Setup = Setup { label: "WP 0.5 alone, no hook", stack: Stack::Pw14Wp05, hook: false, daemon: false };
+
+impl Setup {
+    /// Whether the hook runs: installed, on WirePlumber 0.5.
+    fn holds(&self) -> bool {
+        self.hook && self.stack.has_wireplumber_05()
+    }
+}
 
 /// The setups with the daemon, side by side in the results.
 const WITH_DAEMON: [Setup; 4] = [HOLD, NO_HOLD, WP04, WP04_HOOK_FILES];
@@ -165,7 +170,7 @@ pub fn run(report: &mut Report, cfg: &Config) -> Result<()> {
 fn measure_with_daemon(setup: Setup, sizes: &Sizes) -> Result<Measured> {
     let rig = Rig::start(setup)?;
     let paced = NewStreams::of(setup.label, &rig.paced("Game Paced", RULE_SINK, sizes.paced)?, RULE_SINK);
-    let paced_unrouted = if setup.hook && setup.wireplumber == WirePlumber::Installed {
+    let paced_unrouted = if setup.holds() {
         NewStreams::of(setup.label, &rig.paced("Plain Paced", DEFAULT_SINK, sizes.paced)?, DEFAULT_SINK)
     } else {
         NewStreams::default()
@@ -257,6 +262,59 @@ fn write_results(report: &mut Report, sizes: &Sizes, measured: &[Measured], alon
         versus(&format!("hold, unrouted app vs {}", setup.label), &hold.paced_unrouted, paced);
     }
     versus("in rounds, hold vs no hold", &hold.rounds, &no_hold.rounds);
+}
+
+/// Scenario 10: the same new streams on each PipeWire + WirePlumber stack
+/// (`--stacks`, all by default), set up as a user of that stack has it: the
+/// hook installed, which runs on WirePlumber 0.5 only.
+pub fn run_stacks(report: &mut Report, cfg: &Config) -> Result<()> {
+    report.section(
+        "12. Routing on each PipeWire + WirePlumber stack: new streams of rule-matched apps (`Game*` -> game), \
+         daemon running, hook installed (it runs on WirePlumber 0.5 only), every link recorded",
+    );
+    let sizes = Sizes {
+        new_streams: cfg.new_streams.unwrap_or(cfg.pick(1000, 40)),
+        paced: cfg.pick(200, 10),
+        memory: cfg.pick(20, 5),
+    };
+    let mut measured = Vec::new();
+    for &stack in &cfg.stacks {
+        measured
+            .push(measure_with_daemon(Setup { label: stack_label(stack), stack, hook: true, daemon: true }, &sizes)?);
+    }
+    let columns: Vec<&str> = measured.iter().map(|m| m.setup.label).collect();
+    let row = |report: &mut Report, figure: &str, cell: &dyn Fn(&Measured) -> String| {
+        report.grid(&columns, figure, measured.iter().map(cell).collect());
+    };
+    let ratio = |n: &NewStreams| format!("{} / {}", n.misrouted, n.started);
+    row(report, "misroutes per 100 new streams (ever linked to a sink other than the rule's)", &|m| {
+        num(m.per_1000() / 10.0)
+    });
+    row(report, "ever linked elsewhere / new streams: one at a time", &|m| ratio(&m.paced));
+    row(
+        report,
+        &format!("ever linked elsewhere / new streams: in rounds of {} at once", APPS_PER_ROUND * STREAMS_PER_APP),
+        &|m| ratio(&m.rounds),
+    );
+    row(
+        report,
+        &format!("WP remembers {REMEMBERED_SINK}: starts first linked elsewhere than {RULE_SINK} / starts"),
+        &|m| format!("{} / {}", m.memory_elsewhere, sizes.memory),
+    );
+    row(report, "the daemon reports the hold (`hold_active`)", &|m| (if m.hold_active { "yes" } else { "no" }).into());
+    row(report, "stream created -> first link, one at a time: median ms", &|m| {
+        Summary::of_ms(&m.paced.first_link).map_or_else(|| "-".into(), |s| num(s.median))
+    });
+    Ok(())
+}
+
+/// A stack's name in the results.
+fn stack_label(stack: Stack) -> &'static str {
+    match stack {
+        Stack::Pw14Wp05 => "PW 1.4 + WP 0.5 (pw14-wp05)",
+        Stack::Pw14Wp04 => "PW 1.4 + WP 0.4.13 (pw14-wp04)",
+        Stack::Pw03Wp04 => "PW 0.3.65 + WP 0.4.13 (pw03-wp04)",
+    }
 }
 
 /// Creation (the node global) -> the stream's first link, as the watcher saw them.

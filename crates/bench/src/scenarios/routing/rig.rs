@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 use pvm_ipc::client::Client;
 use pvm_ipc::protocol::{Request, Response};
-use testbed::{AppSpec, Daemon, FakeApp, GraphWatcher, StreamHistory, TestBed, WatchLog, WirePlumber};
+use testbed::{AppSpec, Daemon, FakeApp, GraphWatcher, StreamHistory, TestBed, WatchLog};
 
 use super::{Setup, APPS_PER_ROUND, REMEMBERED_SINK, RULE_SINK, STREAMS_PER_APP};
 use crate::scenarios::{GAME_RULE, SINKS, TIMEOUT};
@@ -29,7 +29,7 @@ pub struct Rig {
 
 impl Rig {
     pub fn start(setup: Setup) -> Result<Rig> {
-        let bed = TestBed::builder().sinks(&SINKS).wireplumber(setup.wireplumber).hold_hook(setup.hook).start()?;
+        let bed = TestBed::builder().stack(setup.stack).sinks(&SINKS).hold_hook(setup.hook).start()?;
         let watcher = GraphWatcher::start(&bed.pipewire_socket())?;
         let (mut daemon, mut hold_active) = (None, false);
         if setup.daemon {
@@ -40,7 +40,7 @@ impl Rig {
             std::fs::write(path, GAME_RULE)?;
             let (started, reader) = bed.spawn_daemon_in_sync(&[])?;
             // The hook announces itself once it sees the daemon's metadata.
-            let expected = setup.hook && setup.wireplumber == WirePlumber::Installed;
+            let expected = setup.holds();
             hold_active =
                 testbed::wait_status(&reader, TIMEOUT, "hold_active as expected", |s| s.hold_active == expected)?
                     .hold_active;
