@@ -479,7 +479,16 @@ fn set_default_changes_pipewires_default_sink() {
     let rig = Rig::start();
     assert_eq!(rig.bed.default_sink_name().as_deref(), Some("speakers"));
     for sink in ["chat", "game", "speakers"] {
-        assert_eq!(rig.ask(&format!("SET_DEFAULT {sink}")), "OK");
+        let mut answer = rig.ask(&format!("SET_DEFAULT {sink}"));
+        // WirePlumber 0.4.13 on a loaded machine has been seen to leave a
+        // configured default unapplied (`wpctl set-default` too): there,
+        // and only there, a timeout is asked again. 0.5 must answer OK at once.
+        for _ in 0..2 {
+            if rig.bed.wireplumber() == testbed::WirePlumber::V0_4 && answer.starts_with("ERROR timeout") {
+                answer = rig.ask(&format!("SET_DEFAULT {sink}"));
+            }
+        }
+        assert_eq!(answer, "OK");
         rig.bed
             .wait_until(TIMEOUT, &format!("PipeWire's default sink to become {sink}"), || {
                 rig.bed.default_sink_name().as_deref() == Some(sink)
