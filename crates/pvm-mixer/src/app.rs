@@ -63,6 +63,18 @@ pub enum Popup {
     },
 }
 
+/// What an action does in a pop-up list.
+enum Pick {
+    /// Highlight this row.
+    Move(usize),
+    /// Act on this row.
+    Choose(usize),
+    /// Close the list.
+    Close,
+    /// Nothing.
+    Stay,
+}
+
 /// One entry of the output list of a channel.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputEntry {
@@ -345,50 +357,51 @@ impl App {
                 self.popup = None;
                 None
             }
-            Popup::RouteTo { app, selected } => {
-                let count = self.sinks().len();
-                let mut select = |i: usize| {
-                    self.popup = Some(Popup::RouteTo { app: app.clone(), selected: i });
-                };
-                match action {
-                    Action::Up => select(selected.saturating_sub(1)),
-                    Action::Wheel(_, _, delta) if delta > 0.0 => select(selected.saturating_sub(1)),
-                    Action::Down | Action::Wheel(..) => select((selected + 1).min(count.saturating_sub(1))),
-                    Action::First => select(0),
-                    Action::Last => select(count.saturating_sub(1)),
-                    Action::Enter => return self.route(&app, selected),
-                    Action::Click(x, y) => match self.picker_row_at(x, y) {
-                        Some(i) if i < count => return self.route(&app, i),
-                        Some(_) => {}
-                        None => self.popup = None,
-                    },
-                    Action::Quit | Action::Close => self.popup = None,
-                    _ => {}
+            Popup::RouteTo { app, selected } => match self.pick(selected, self.sinks().len(), action) {
+                Pick::Move(i) => {
+                    self.popup = Some(Popup::RouteTo { app, selected: i });
+                    None
                 }
-                None
-            }
-            Popup::OutputTo { channel, selected } => {
-                let count = self.output_choices().len();
-                let mut select = |i: usize| {
-                    self.popup = Some(Popup::OutputTo { channel: channel.clone(), selected: i });
-                };
-                match action {
-                    Action::Up => select(selected.saturating_sub(1)),
-                    Action::Wheel(_, _, delta) if delta > 0.0 => select(selected.saturating_sub(1)),
-                    Action::Down | Action::Wheel(..) => select((selected + 1).min(count.saturating_sub(1))),
-                    Action::First => select(0),
-                    Action::Last => select(count.saturating_sub(1)),
-                    Action::Enter => return self.send_output(&channel, selected),
-                    Action::Click(x, y) => match self.picker_row_at(x, y) {
-                        Some(i) if i < count => return self.send_output(&channel, i),
-                        Some(_) => {}
-                        None => self.popup = None,
-                    },
-                    Action::Quit | Action::Close => self.popup = None,
-                    _ => {}
+                Pick::Choose(i) => self.route(&app, i),
+                Pick::Close => {
+                    self.popup = None;
+                    None
                 }
-                None
-            }
+                Pick::Stay => None,
+            },
+            Popup::OutputTo { channel, selected } => match self.pick(selected, self.output_choices().len(), action) {
+                Pick::Move(i) => {
+                    self.popup = Some(Popup::OutputTo { channel, selected: i });
+                    None
+                }
+                Pick::Choose(i) => self.send_output(&channel, i),
+                Pick::Close => {
+                    self.popup = None;
+                    None
+                }
+                Pick::Stay => None,
+            },
+        }
+    }
+
+    /// What `action` does in a list of `count` entries whose row `selected`
+    /// is highlighted (the sink list of an app, the output list of a channel).
+    fn pick(&self, selected: usize, count: usize, action: Action) -> Pick {
+        let last = count.saturating_sub(1);
+        match action {
+            Action::Up => Pick::Move(selected.saturating_sub(1)),
+            Action::Wheel(_, _, delta) if delta > 0.0 => Pick::Move(selected.saturating_sub(1)),
+            Action::Down | Action::Wheel(..) => Pick::Move((selected + 1).min(last)),
+            Action::First => Pick::Move(0),
+            Action::Last => Pick::Move(last),
+            Action::Enter => Pick::Choose(selected),
+            Action::Click(x, y) => match self.picker_row_at(x, y) {
+                Some(i) if i < count => Pick::Choose(i),
+                Some(_) => Pick::Stay,
+                None => Pick::Close,
+            },
+            Action::Quit | Action::Close => Pick::Close,
+            _ => Pick::Stay,
         }
     }
 

@@ -8,6 +8,7 @@
 //! columns are defined in one place, [`SINK_COLUMNS`], so a column (a sink's
 //! kind, its output) is one more entry there.
 
+use pvm_ipc::protocol::OutputChoice;
 use pvm_ipc::status::{AppStatus, SinkStatus, Status};
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -590,59 +591,53 @@ fn draw_help(frame: &mut Frame, area: Rect, theme: Theme) {
 }
 
 fn draw_route_to(frame: &mut Frame, app: &mut App, name: &str, selected: usize, area: Rect, theme: Theme) {
-    let sinks = app.sinks().to_vec();
     let current = app.status.as_ref().and_then(|s| s.app(name)).and_then(|a| a.sink.clone());
-    let title = format!(" Route {} to ", clean(name));
-    let widest = sinks.iter().map(|s| s.description.chars().count() + s.name.chars().count() + 8).max().unwrap_or(0);
-    let width = (widest.max(title.chars().count() + 4) as u16).saturating_add(4).max(30);
-    let popup = centered(area, width, sinks.len() as u16 + 2);
-    let items: Vec<ListItem> = sinks
+    let rows = app
+        .sinks()
         .iter()
-        .map(|s| {
-            let mark = if current.as_deref() == Some(s.name.as_str()) { "● " } else { "  " };
-            ListItem::new(Line::from(vec![
-                Span::raw(mark),
-                Span::raw(clean(&s.description)),
-                Span::styled(format!("  {}", clean(&s.name)), theme.dim()),
-            ]))
-        })
+        .map(|s| (current.as_deref() == Some(s.name.as_str()), s.description.clone(), s.name.clone()))
         .collect();
-    let list = List::new(items)
-        .block(
-            Block::new()
-                .borders(Borders::ALL)
-                .border_style(theme.focus())
-                .title(Span::styled(title, theme.focus()))
-                .title_bottom(Span::styled(" Enter: route  Esc: cancel ", theme.dim())),
-        )
-        .highlight_symbol(HIGHLIGHT)
-        .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-    let mut state = ListState::default().with_selected(Some(selected));
-    frame.render_widget(Clear, popup);
-    frame.render_stateful_widget(list, popup, &mut state);
-    let inner = Block::new().borders(Borders::ALL).inner(popup);
-    app.hits.picker = Some(inner);
-    app.hits.picker_offset = state.offset();
+    let title = format!(" Route {} to ", clean(name));
+    draw_picker(frame, app, Picker { title, rows, selected, keys: " Enter: route  Esc: cancel " }, area, theme);
 }
 
 /// The outputs a channel can be sent to, the current one marked.
 fn draw_output_to(frame: &mut Frame, app: &mut App, channel: &str, selected: usize, area: Rect, theme: Theme) {
-    let entries = app.output_choices();
     let current = app.status.as_ref().and_then(|s| s.sink(channel)).and_then(|c| c.output.clone());
-    let title = format!(" Send {} to ", clean(channel));
-    let widest = entries.iter().map(|e| e.label.chars().count() + e.choice.as_word().chars().count() + 8).max();
-    let width = (widest.unwrap_or(0).max(title.chars().count() + 4) as u16).saturating_add(4).max(30);
-    let popup = centered(area, width, entries.len() as u16 + 2);
-    let items: Vec<ListItem> = entries
-        .iter()
+    let rows = app
+        .output_choices()
+        .into_iter()
         .map(|e| {
-            let is_current =
-                matches!(&e.choice, pvm_ipc::protocol::OutputChoice::Sink(n) if current.as_deref() == Some(n));
-            let mark = if is_current { "● " } else { "  " };
+            let is_current = matches!(&e.choice, OutputChoice::Sink(n) if current.as_deref() == Some(n));
+            (is_current, e.label, e.choice.as_word().to_owned())
+        })
+        .collect();
+    let title = format!(" Send {} to ", clean(channel));
+    draw_picker(frame, app, Picker { title, rows, selected, keys: " Enter: send  Esc: cancel " }, area, theme);
+}
+
+/// A pop-up list to choose from.
+struct Picker {
+    title: String,
+    /// `(current, label, name)`: the current entry is marked `●`, the name dimmed.
+    rows: Vec<(bool, String, String)>,
+    selected: usize,
+    /// The keys, on the bottom border.
+    keys: &'static str,
+}
+
+fn draw_picker(frame: &mut Frame, app: &mut App, picker: Picker, area: Rect, theme: Theme) {
+    let Picker { title, rows, selected, keys } = picker;
+    let widest = rows.iter().map(|(_, label, name)| label.chars().count() + name.chars().count() + 8).max();
+    let width = (widest.unwrap_or(0).max(title.chars().count() + 4) as u16).saturating_add(4).max(30);
+    let popup = centered(area, width, rows.len() as u16 + 2);
+    let items: Vec<ListItem> = rows
+        .iter()
+        .map(|(current, label, name)| {
             ListItem::new(Line::from(vec![
-                Span::raw(mark),
-                Span::raw(clean(&e.label)),
-                Span::styled(format!("  {}", clean(e.choice.as_word())), theme.dim()),
+                Span::raw(if *current { "● " } else { "  " }),
+                Span::raw(clean(label)),
+                Span::styled(format!("  {}", clean(name)), theme.dim()),
             ]))
         })
         .collect();
@@ -652,7 +647,7 @@ fn draw_output_to(frame: &mut Frame, app: &mut App, channel: &str, selected: usi
                 .borders(Borders::ALL)
                 .border_style(theme.focus())
                 .title(Span::styled(title, theme.focus()))
-                .title_bottom(Span::styled(" Enter: send  Esc: cancel ", theme.dim())),
+                .title_bottom(Span::styled(keys, theme.dim())),
         )
         .highlight_symbol(HIGHLIGHT)
         .highlight_style(Style::new().add_modifier(Modifier::REVERSED));
