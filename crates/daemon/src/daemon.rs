@@ -342,6 +342,7 @@ impl Daemon {
     fn push_routes(&mut self, actions: Vec<RouteAction>) {
         let decisions = self.router.take_decisions();
         for a in actions.into_iter().chain(decisions) {
+            tracing::debug!(action = ?a, "routing write");
             if !matches!(a, RouteAction::Decide { .. }) {
                 self.stats.route_writes += 1;
             }

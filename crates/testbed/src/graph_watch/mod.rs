@@ -39,6 +39,14 @@ impl WatchOptions {
     /// that have acknowledged the object's global, so the watcher then sends
     /// PipeWire a round trip on every new stream global, at once; even so, a
     /// write made right after the stream appeared may not reach it.
+    ///
+    /// With WirePlumber 0.4, whose `default` metadata lives in WirePlumber
+    /// and is exported to PipeWire, PipeWire also holds back every property
+    /// event from the clients already bound while another client binds that
+    /// metadata (from the bind until WirePlumber answers PipeWire's ping;
+    /// `pw-dump` binds it each time it runs). An event missing from the record
+    /// is therefore no proof that the write did not happen: check the state
+    /// itself with [`TestBed::dump`](crate::TestBed::dump).
     pub fn metadata(mut self) -> Self {
         self.metadata = true;
         self
