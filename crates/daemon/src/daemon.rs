@@ -11,6 +11,7 @@ use pvm_ipc::status::Status;
 use crate::channels::{self, ChannelAction, Wiring};
 use crate::config::{self, Config};
 use crate::expect::Expect;
+use crate::metadata_view::default_sink_name;
 use crate::model::{volume, Channels, GraphEvent, Mixer};
 use crate::route_store::RouteStore;
 use crate::router::{Policy, RouteAction, Router};
@@ -329,7 +330,7 @@ impl Daemon {
             self.mark_dirty(Instant::now());
         }
         self.push_routes(action.into_iter().collect());
-        if subject == 0 && key.is_none_or(|k| k == "default.audio.sink") {
+        if subject == 0 && key.is_none_or(|k| k == crate::metadata_view::DEFAULT_SINK_KEY) {
             let name = value.and_then(default_sink_name);
             self.on_graph_event(GraphEvent::DefaultSink { name });
         } else {
@@ -739,15 +740,6 @@ fn resolve_mute(action: MuteAction, current: bool) -> bool {
         MuteAction::Off => false,
         MuteAction::Toggle => !current,
     }
-}
-
-/// The sink name in a `default.audio.sink` value: `{"name":"speakers"}`.
-fn default_sink_name(value: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct V {
-        name: String,
-    }
-    serde_json::from_str::<V>(value).ok().map(|v| v.name)
 }
 
 #[cfg(test)]

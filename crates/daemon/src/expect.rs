@@ -57,6 +57,14 @@ pub enum Expect {
     },
 }
 
+impl Expect {
+    /// Whether PipeWire shows this result through the `default` metadata,
+    /// whose events can be held back from us (see [`crate::metadata_view`]).
+    pub fn shown_by_metadata(&self) -> bool {
+        matches!(self, Expect::DefaultSink { .. })
+    }
+}
+
 /// Where a request stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Check {

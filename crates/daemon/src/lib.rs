@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod expect;
+pub mod metadata_view;
 pub mod model;
 pub mod notify;
 pub mod pw;

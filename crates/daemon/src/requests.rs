@@ -19,6 +19,11 @@ use crate::model::{Channels, Mixer};
 /// docs/protocol.md).
 pub const ANSWER_LIMIT: Duration = Duration::from_secs(1);
 
+/// How long a request shown by the `default` metadata waits before the
+/// metadata is read again, in case its events were held back from us (see
+/// [`crate::metadata_view`]).
+pub const RECHECK_AFTER: Duration = Duration::from_millis(250);
+
 /// Round trips after a request's writes before a change PipeWire has not
 /// shown is taken as "accepted, shown later" (see [`Check::Pending`]).
 const SETTLE_ROUNDS: u8 = 2;
@@ -37,6 +42,8 @@ struct Waiting {
     rounds: u8,
     /// What PipeWire reported against one of its writes.
     error: Option<String>,
+    /// When to read the metadata again if it is still not shown.
+    recheck: Option<Instant>,
     deadline: Instant,
 }
 
@@ -83,13 +90,14 @@ impl Requests {
     pub fn wait(&mut self, token: Token, expect: Expect, payload: Option<String>, proxies: Vec<u32>, now: Instant) {
         self.waiting.push(Waiting {
             token,
-            expect,
             payload,
             proxies,
             sync: None,
             rounds: 0,
             error: None,
+            recheck: expect.shown_by_metadata().then(|| now + RECHECK_AFTER),
             deadline: now + ANSWER_LIMIT,
+            expect,
         });
     }
 
@@ -178,9 +186,23 @@ impl Requests {
         }
     }
 
-    /// The earliest deadline, for the runtime's timer.
+    /// Whether a request still waiting reached its time to read the
+    /// metadata again (each one asks once).
+    pub fn take_recheck(&mut self, now: Instant) -> bool {
+        let mut due = false;
+        for w in &mut self.waiting {
+            if w.recheck.is_some_and(|at| now >= at) {
+                w.recheck = None;
+                due = true;
+            }
+        }
+        due
+    }
+
+    /// The earliest deadline or recheck, for the runtime's timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.waiting.iter().map(|w| w.deadline).chain(self.early.iter().map(|e| e.deadline)).min()
+        let waiting = self.waiting.iter().flat_map(|w| [Some(w.deadline), w.recheck]).flatten();
+        waiting.chain(self.early.iter().map(|e| e.deadline)).min()
     }
 }
 
@@ -288,6 +310,21 @@ mod tests {
         assert_eq!(answers.len(), 2);
         assert!(answers.iter().all(|(_, a)| matches!(a, Response::Error(e) if e.starts_with("timeout"))));
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_default_sink_not_shown_in_time_asks_once_to_read_the_metadata_again() {
+        let m = mixer(true);
+        let mut r = Requests::new();
+        let t0 = Instant::now();
+        r.wait(1, Expect::DefaultSink { name: "game".into() }, None, vec![], t0);
+        r.wait(2, mute(), None, vec![], t0);
+        assert_eq!(r.next_deadline(), Some(t0 + RECHECK_AFTER), "the timer wakes for the recheck");
+        assert!(!r.take_recheck(t0 + RECHECK_AFTER / 2));
+        assert!(r.take_recheck(t0 + RECHECK_AFTER));
+        assert!(!r.take_recheck(t0 + RECHECK_AFTER * 2), "once per request");
+        assert_eq!(r.next_deadline(), Some(t0 + ANSWER_LIMIT));
+        assert!(r.resolve(&m, t0 + RECHECK_AFTER).0.is_empty(), "still waiting after the recheck");
     }
 
     #[test]

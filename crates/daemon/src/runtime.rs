@@ -24,6 +24,7 @@ use pw::loop_::{EventSource, IoSource, Signal, SignalSource, TimerSource};
 use crate::control::server::{Reply, Token};
 use crate::control::ControlServer;
 use crate::daemon::{Daemon, Outcome};
+use crate::metadata_view::ECHO_GRACE;
 use crate::model::GraphEvent;
 use crate::pw::actions::{perform, HOLD_KEY};
 use crate::pw::connection::{Connection, Phase, Synced};
@@ -64,8 +65,15 @@ pub struct Runtime {
     reconnect: OnceCell<TimerSource<'static>>,
     stats_timer: OnceCell<TimerSource<'static>>,
     answer_timer: OnceCell<TimerSource<'static>>,
+    echo_timer: OnceCell<TimerSource<'static>>,
+    config_timer: OnceCell<TimerSource<'static>>,
     hold_check: OnceCell<TimerSource<'static>>,
 }
+
+/// How long the config file must be left alone after a change before it is
+/// read again: a burst of writes (an editor, a script writing twice) gives
+/// one reload, of the final text.
+const CONFIG_SETTLE: Duration = Duration::from_millis(100);
 
 /// The inotify watch on the config file's directory.
 pub struct ConfigWatch {
@@ -80,7 +88,11 @@ impl ConfigWatch {
         let dir = config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
         let file_name = config.file_name()?.to_owned();
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
+        // MODIFY too: a write in progress pushes the reload back (see
+        // CONFIG_SETTLE), so a file being rewritten in place is never read
+        // half written (an empty file is a valid config: no rules).
         let mask = inotify::WatchFlags::CLOSE_WRITE
+            | inotify::WatchFlags::MODIFY
             | inotify::WatchFlags::MOVED_TO
             | inotify::WatchFlags::CREATE
             | inotify::WatchFlags::DELETE;
@@ -140,6 +152,8 @@ impl Runtime {
             reconnect: OnceCell::new(),
             stats_timer: OnceCell::new(),
             answer_timer: OnceCell::new(),
+            echo_timer: OnceCell::new(),
+            config_timer: OnceCell::new(),
             hold_check: OnceCell::new(),
         })
     }
@@ -183,6 +197,24 @@ impl Runtime {
         let _ = self.answer_timer.set(answer_timer);
 
         let w = weak.clone();
+        let echo_timer = lp.add_timer(move |_| {
+            if let Some(rt) = w.upgrade() {
+                rt.check_echoes();
+            }
+        });
+        let _ = self.echo_timer.set(echo_timer);
+
+        let w = weak.clone();
+        let config_timer = lp.add_timer(move |_| {
+            if let Some(rt) = w.upgrade() {
+                tracing::info!("config file changed; reloading");
+                let _ = rt.daemon.borrow_mut().reload_config();
+                rt.after_change();
+            }
+        });
+        let _ = self.config_timer.set(config_timer);
+
+        let w = weak.clone();
         let hold_check = lp.add_timer(move |_| {
             if let Some(rt) = w.upgrade() {
                 rt.check_hold();
@@ -203,9 +235,9 @@ impl Runtime {
             lp.add_io(Fd(cw.fd.as_raw_fd()), pw::spa::support::system::IoFlags::IN, move |_| {
                 if let Some(rt) = w.upgrade() {
                     if rt.config_watch.as_ref().is_some_and(ConfigWatch::config_touched) {
-                        tracing::info!("config file changed; reloading");
-                        let _ = rt.daemon.borrow_mut().reload_config();
-                        rt.after_change();
+                        if let Some(t) = rt.config_timer.get() {
+                            let _ = t.update_timer(Some(CONFIG_SETTLE), None);
+                        }
                     }
                 }
             })
@@ -338,8 +370,44 @@ impl Runtime {
             }
         }
         self.sync_wiring();
+        self.arm_echo_check();
         if self.daemon.borrow().is_dirty() {
             self.request_publish();
+        }
+    }
+
+    /// Wakes when the oldest metadata write still waiting for its echo
+    /// becomes overdue (see [`crate::metadata_view`]).
+    fn arm_echo_check(&self) {
+        let Some(t) = self.echo_timer.get() else { return };
+        let oldest = self.connection.borrow().session().and_then(|s| s.oldest_unechoed_write());
+        let delay =
+            oldest.map(|at| (at + ECHO_GRACE).saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+        let _ = t.update_timer(delay, None);
+    }
+
+    fn check_echoes(&self) {
+        let overdue = {
+            let connection = self.connection.borrow();
+            connection.session().and_then(|s| s.oldest_unechoed_write()).is_some_and(|at| at.elapsed() >= ECHO_GRACE)
+        };
+        if overdue {
+            tracing::debug!("a metadata write of ours was not echoed in time");
+            self.resync_metadata();
+        } else {
+            self.arm_echo_check();
+        }
+    }
+
+    /// Reads the `default` metadata again, in case events were held back
+    /// from us; what was missed arrives as events.
+    fn resync_metadata(&self) {
+        let connection = self.connection.borrow();
+        let Some(session) = connection.session() else { return };
+        match session.resync_metadata() {
+            Ok(true) => self.daemon.borrow_mut().stats.metadata_resyncs += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("cannot read the default metadata again: {e:#}"),
         }
     }
 
@@ -441,6 +509,10 @@ impl Runtime {
 
     /// The earliest deadline of a waiting request passed.
     fn answer_due(&self) {
+        if self.requests.borrow_mut().take_recheck(Instant::now()) {
+            tracing::debug!("a request shown by the metadata is late: reading the metadata again");
+            self.resync_metadata();
+        }
         self.resolve_requests();
     }
 
@@ -550,6 +622,7 @@ impl Runtime {
             }
         }
         self.requests.borrow_mut().wait(token, expect, payload, proxies, Instant::now());
+        self.arm_echo_check();
         None
     }
 }

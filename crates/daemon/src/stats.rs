@@ -160,6 +160,9 @@ pub struct Stats {
     pub errors: u64,
     /// Reconnections to PipeWire.
     pub reconnects: u64,
+    /// Times the `default` metadata was read again because events were
+    /// held back from us (see [`crate::metadata_view`]).
+    pub metadata_resyncs: u64,
     /// Event-to-snapshot latency.
     pub latency: Histogram,
     /// Something changed since the stats file was last written.
@@ -178,6 +181,7 @@ impl Default for Stats {
             request_errors: 0,
             errors: 0,
             reconnects: 0,
+            metadata_resyncs: 0,
             latency: Histogram::default(),
             changed: true,
         }
@@ -214,7 +218,7 @@ impl Stats {
             let _ = writeln!(o, "pvm_events_total{{kind=\"{}\"}} {}", k.as_str(), self.events(k));
         }
         let (intern_hits, intern_misses) = crate::model::intern::counters();
-        let counters: [(&str, &str, u64); 10] = [
+        let counters: [(&str, &str, u64); 11] = [
             ("publishes_total", "Snapshots published.", self.publishes),
             ("coalesced_events_total", "Events folded into an already pending publish.", self.coalesced),
             ("metadata_writes_total", "Routing decisions written to the default metadata.", self.route_writes),
@@ -222,6 +226,11 @@ impl Stats {
             ("request_errors_total", "Control requests answered with ERROR.", self.request_errors),
             ("errors_total", "Errors (config, routes file, PipeWire calls).", self.errors),
             ("reconnects_total", "Reconnections to PipeWire.", self.reconnects),
+            (
+                "metadata_resyncs_total",
+                "Times the default metadata was read again after its events were held back.",
+                self.metadata_resyncs,
+            ),
             ("latency_samples_total", "Publishes with a measured event-to-snapshot latency.", self.latency.count()),
             ("interning_hits_total", "Property strings found in the intern table (no allocation).", intern_hits),
             ("interning_misses_total", "Property strings added to the intern table.", intern_misses),

@@ -171,10 +171,13 @@ fn a_move_in_another_tool_is_respected_and_shown() {
         .unwrap();
     assert!(out.status.success(), "pw-metadata: {}", String::from_utf8_lossy(&out.stderr));
     rig.wait_all_on(&[APP.to_owned()], 1, "chat");
-    let status = rig.wait_status("the move shown", |s| {
-        s.app(APP).is_some_and(|a| a.target_source == "other-tool" && a.target.as_deref() == Some("chat"))
+    // The target (a metadata event) and the new link (registry events) reach
+    // the daemon separately: wait for both.
+    rig.wait_status("the move shown", |s| {
+        s.app(APP).is_some_and(|a| {
+            a.target_source == "other-tool" && a.target.as_deref() == Some("chat") && a.sink.as_deref() == Some("chat")
+        })
     });
-    assert_eq!(status.app(APP).unwrap().sink.as_deref(), Some("chat"));
 
     // Not undone: a second later it is still there, and nobody wrote
     // target.object again after the user.

@@ -40,4 +40,5 @@ fn no_memcheck_error_through_the_whole_lifecycle() {
     assert!(run.counts.streams >= 10 && run.counts.routing_moves >= 10, "{}", run.counts);
     assert_eq!((run.counts.wireplumber_restarts, run.counts.pipewire_restarts), (1, 1), "{}", run.counts);
     assert!(run.counts.channels >= 2, "channels made and removed in every round: {}", run.counts);
+    assert!(run.counts.metadata_replays >= 1, "held-back metadata events replayed: {}", run.counts);
 }

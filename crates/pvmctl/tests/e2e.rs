@@ -186,15 +186,7 @@ fn mute_sets_toggles_and_prints_a_sinks_mute() {
 fn default_changes_pipewires_default_sink() {
     let rig = Rig::start();
     assert_eq!(rig.bed.default_sink_name().as_deref(), Some("speakers"));
-    // WirePlumber 0.4.13 on a loaded machine has been seen to leave a
-    // configured default unapplied: there, and only there, a timeout is asked
-    // again. With 0.5 the first answer must be OK.
-    let mut out = rig.run(&["default", "chat"]);
-    for _ in 0..2 {
-        if rig.bed.wireplumber() == testbed::WirePlumber::V0_4 && stderr(&out).contains("timeout") {
-            out = rig.run(&["default", "chat"]);
-        }
-    }
+    let out = rig.run(&["default", "chat"]);
     assert_eq!((code(&out), stdout(&out), stderr(&out)), (0, String::new(), String::new()));
     rig.bed
         .wait_until(TIMEOUT, "PipeWire's default sink to become chat", || {

@@ -31,6 +31,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pvm_ipc::protocol::quote;
@@ -124,6 +125,9 @@ pub struct LifecycleCounts {
     pub wireplumber_restarts: usize,
     /// PipeWire restarts.
     pub pipewire_restarts: usize,
+    /// Times the daemon read the `default` metadata again and replayed
+    /// events held back from it (while other clients bound the metadata).
+    pub metadata_replays: usize,
 }
 
 impl fmt::Display for LifecycleCounts {
@@ -131,7 +135,8 @@ impl fmt::Display for LifecycleCounts {
         write!(
             f,
             "{} requests, {} app processes with {} streams, {} routing moves, {} sinks created and removed, \
-             {} config reloads, {} channels made, re-wired and removed, {} WirePlumber and {} PipeWire restarts",
+             {} config reloads, {} channels made, re-wired and removed, {} WirePlumber and {} PipeWire restarts, \
+             {} metadata replays",
             self.requests,
             self.app_processes,
             self.streams,
@@ -140,7 +145,8 @@ impl fmt::Display for LifecycleCounts {
             self.reloads,
             self.channels,
             self.wireplumber_restarts,
-            self.pipewire_restarts
+            self.pipewire_restarts,
+            self.metadata_replays
         )
     }
 }
@@ -420,6 +426,7 @@ impl Lifecycle {
             self.ok(&format!("SET_DEFAULT {sink}"))?;
             self.wait(&format!("{sink} the default sink"), |s| s.default_sink.as_deref() == Some(sink))?;
         }
+        self.metadata_storm(bed)?;
 
         // A sink created while a route waits for it, then destroyed.
         let extra = format!("extra{round}");
@@ -447,6 +454,42 @@ impl Lifecycle {
         }
         let names: Vec<String> = specs.iter().flat_map(AppSpec::app_names).collect();
         self.wait(&format!("round {round}: every app gone"), |s| names.iter().all(|n| s.app(n).is_none()))?;
+        Ok(())
+    }
+
+    /// `SET_DEFAULT` while other clients keep binding the `default` metadata
+    /// (PipeWire holds its events back from the daemon meanwhile): every
+    /// answer is OK and shown, until the daemon has replayed held-back events
+    /// at least once (or 200 requests).
+    fn metadata_storm(&mut self, bed: &TestBed) -> Result<()> {
+        const REPLAYED: &str = "read the default metadata again";
+        let before = self.log_count(REPLAYED);
+        let stop = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = bed.dump();
+                    }
+                });
+            }
+            let mut result = Ok(());
+            for sink in ["chat", "speakers"].iter().cycle().take(200) {
+                result = self.ok(&format!("SET_DEFAULT {sink}")).and_then(|_| {
+                    self.wait(&format!("{sink} the default sink, other clients binding the metadata"), |s| {
+                        s.default_sink.as_deref() == Some(*sink)
+                    })
+                    .map(drop)
+                });
+                if result.is_err() || (*sink == "speakers" && self.log_count(REPLAYED) > before) {
+                    break;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            result
+        });
+        result?;
+        self.counts.metadata_replays += self.log_count(REPLAYED) - before;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use super::params;
 use super::session::Session;
 use crate::channels::ChannelAction;
 use crate::daemon::Action;
+use crate::metadata_view::CONFIGURED_SINK_KEY;
 use crate::router::RouteAction;
 
 /// Key of the `default` metadata that releases a held stream: subject = the
@@ -47,7 +48,7 @@ pub fn perform(session: &Session, action: &Action) -> Result<Vec<u32>> {
             .set_device_route(*device, &params::build_route(*index, *route_device, channels.as_deref(), *muted))?],
         Action::DefaultSink { name } => {
             let value = serde_json::json!({ "name": name }).to_string();
-            vec![session.set_metadata(0, "default.configured.audio.sink", Some("Spa:String:JSON"), Some(&value))?]
+            vec![session.set_metadata(0, CONFIGURED_SINK_KEY, Some("Spa:String:JSON"), Some(&value))?]
         }
         Action::Channel(ChannelAction::Create { name, description }) => {
             vec![session.create_channel(name, description)?]

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::rc::{Rc, Weak};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use pipewire as pw;
@@ -24,6 +25,7 @@ use pw::spa::utils::dict::DictRef;
 use pw::types::ObjectType;
 
 use super::params;
+use crate::metadata_view::{Echoes, MetadataView, DEFAULT_SINK_KEY};
 use crate::model::{GraphEvent, NodeProps};
 
 /// Receives what PipeWire reports. Implemented by the runtime.
@@ -59,8 +61,20 @@ struct BoundDevice {
 
 struct BoundMetadata {
     id: u32,
+    /// Which binding this is: events of a binding that was replaced are
+    /// dropped (see [`Objects::heard`]).
+    generation: u64,
+    global: GlobalObject<pw::properties::PropertiesBox>,
     _listener: MetadataListener,
     proxy: Metadata,
+}
+
+/// A second binding of the `default` metadata, collecting the full copy a
+/// fresh bind receives, until the round trip `seq` says it is complete.
+struct Resync {
+    bound: BoundMetadata,
+    fresh: MetadataView,
+    seq: i32,
 }
 
 /// An object we made through a factory (a channel's sink, a link): its
@@ -75,6 +89,14 @@ struct Objects {
     nodes: HashMap<u32, BoundNode>,
     devices: HashMap<u32, BoundDevice>,
     metadata: Option<BoundMetadata>,
+    /// What we heard from `metadata`.
+    view: MetadataView,
+    /// Our writes to it whose echo has not come back.
+    echoes: Echoes,
+    /// A fresh binding in progress (see [`Session::resync_metadata`]).
+    resync: Option<Resync>,
+    /// Generation of the next metadata binding.
+    generations: u64,
     /// Objects we made, by proxy id.
     made: HashMap<u32, Made>,
     /// Proxies removed inside a PipeWire callback, freed later from the loop.
@@ -95,12 +117,72 @@ impl Objects {
         if let Some(dev) = self.devices.remove(&id) {
             self.graveyard.push(Box::new(dev));
         }
+        self.echoes.forget(id);
         let metadata_gone = self.metadata.as_ref().is_some_and(|m| m.id == id);
         if metadata_gone {
             let m = self.metadata.take();
             self.graveyard.push(Box::new(m));
+            if let Some(r) = self.resync.take() {
+                self.graveyard.push(Box::new(r.bound));
+            }
+            self.view = MetadataView::new();
+            self.echoes.clear();
         }
         metadata_gone
+    }
+
+    /// A new `default` metadata object was bound: it starts empty, and its
+    /// properties arrive as events.
+    fn metadata_bound(&mut self, bound: BoundMetadata) {
+        if let Some(old) = self.metadata.replace(bound) {
+            self.graveyard.push(Box::new(old));
+        }
+        if let Some(r) = self.resync.take() {
+            self.graveyard.push(Box::new(r.bound));
+        }
+        self.view = MetadataView::new();
+        self.echoes.clear();
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
+    }
+
+    /// A property event from the binding `generation`; returns whether to
+    /// pass it on. Events of the current binding update the view; those of a
+    /// fresh binding in progress fill its copy (passed on, if they differ,
+    /// when it is complete); those of a replaced binding are dropped.
+    fn heard(&mut self, generation: u64, subject: u32, key: Option<&str>, value: Option<&str>) -> bool {
+        if self.metadata.as_ref().is_some_and(|m| m.generation == generation) {
+            if self.view.asks_for_another_default(subject, key, value) {
+                self.echoes.expect_change(0, DEFAULT_SINK_KEY, Instant::now());
+            }
+            self.view.apply(subject, key, value);
+            self.echoes.heard(subject, key, value);
+            return true;
+        }
+        if let Some(r) = self.resync.as_mut().filter(|r| r.bound.generation == generation) {
+            r.fresh.apply(subject, key, value);
+        }
+        false
+    }
+
+    /// Round trip `seq` completed: if it completes a fresh binding, that
+    /// binding replaces the old one and the events the old one missed are
+    /// returned, to pass on.
+    fn synced(&mut self, seq: i32) -> Option<Vec<crate::metadata_view::PropertyEvent>> {
+        if self.resync.as_ref().is_none_or(|r| r.seq != seq) {
+            return None;
+        }
+        let r = self.resync.take()?;
+        let missed = self.view.diff(&r.fresh);
+        if let Some(old) = self.metadata.replace(r.bound) {
+            self.graveyard.push(Box::new(old));
+        }
+        self.view = r.fresh;
+        self.echoes.clear();
+        Some(missed)
     }
 }
 
@@ -112,6 +194,7 @@ pub struct Session {
     registry: pw::registry::RegistryRc,
     core: pw::core::CoreRc,
     _context: pw::context::ContextRc,
+    events: Weak<dyn SessionEvents>,
 }
 
 impl Session {
@@ -129,13 +212,26 @@ impl Session {
         let core_listener = {
             let on_done = events.clone();
             let on_error = events.clone();
+            let objs_done = Rc::downgrade(&objects);
             core.add_listener_local()
                 .done(move |id, seq| {
-                    if id == pw::core::PW_ID_CORE {
-                        if let Some(ev) = on_done.upgrade() {
-                            ev.synced(seq.seq());
+                    if id != pw::core::PW_ID_CORE {
+                        return;
+                    }
+                    let missed = objs_done.upgrade().and_then(|o| o.borrow_mut().synced(seq.seq()));
+                    let Some(ev) = on_done.upgrade() else { return };
+                    if let Some(missed) = missed {
+                        if !missed.is_empty() {
+                            tracing::info!(
+                                events = missed.len(),
+                                "read the default metadata again: passing on what was missed"
+                            );
+                        }
+                        for (subject, key, value) in missed {
+                            ev.metadata(subject, key.as_deref(), value.as_deref());
                         }
                     }
+                    ev.synced(seq.seq());
                 })
                 .error(move |id, _seq, res, message| {
                     let Some(ev) = on_error.upgrade() else { return };
@@ -151,7 +247,7 @@ impl Session {
 
         let registry_listener = {
             let on_global = events.clone();
-            let on_remove = events;
+            let on_remove = events.clone();
             let reg = registry.downgrade();
             let objs = Rc::downgrade(&objects);
             let objs_remove = Rc::downgrade(&objects);
@@ -182,6 +278,7 @@ impl Session {
             registry,
             core,
             _context: context,
+            events,
         })
     }
 
@@ -205,9 +302,38 @@ impl Session {
     /// metadata. Returns the proxy's id (errors PipeWire reports for the
     /// write carry it).
     pub fn set_metadata(&self, subject: u32, key: &str, type_: Option<&str>, value: Option<&str>) -> Result<u32> {
-        let objs = self.objects.borrow();
+        let mut objs = self.objects.borrow_mut();
+        let objs = &mut *objs;
         let meta = objs.metadata.as_ref().context("the default metadata is not available")?;
-        set_property(&meta.proxy, subject, key, type_, value)
+        let id = set_property(&meta.proxy, subject, key, type_, value)?;
+        objs.echoes.wrote(&objs.view, subject, key, value, Instant::now());
+        Ok(id)
+    }
+
+    /// When the oldest of our metadata writes still waiting for its echo was
+    /// made (see [`crate::metadata_view`]).
+    pub fn oldest_unechoed_write(&self) -> Option<Instant> {
+        self.objects.borrow().echoes.oldest()
+    }
+
+    /// Binds the `default` metadata again to read all of it: once the fresh
+    /// copy is complete, it replaces the old binding and every event the old
+    /// one missed is passed on (see [`crate::metadata_view`]). Returns whether
+    /// a new read started (not while one is in progress, nor without the
+    /// metadata).
+    pub fn resync_metadata(&self) -> Result<bool> {
+        let global = {
+            let objs = self.objects.borrow();
+            match (&objs.metadata, &objs.resync) {
+                (Some(m), None) => m.global.to_owned(),
+                _ => return Ok(false),
+            }
+        };
+        let generation = self.objects.borrow_mut().next_generation();
+        let bound = bind_metadata(&global, generation, &self.registry, &self.objects, &self.events)?;
+        let seq = self.core.sync(0).context("PipeWire sync")?.seq();
+        self.objects.borrow_mut().resync = Some(Resync { bound, fresh: MetadataView::new(), seq });
+        Ok(true)
     }
 
     /// Sets a node's `Props` param. Returns the proxy's id.
@@ -370,12 +496,10 @@ fn on_global_object(
             if dict.get("metadata.name") != Some("default") {
                 return;
             }
-            match bind_metadata(global, registry, weak_events) {
+            let generation = objects.borrow_mut().next_generation();
+            match bind_metadata(&global.to_owned(), generation, registry, objects, weak_events) {
                 Ok(bound) => {
-                    let old = objects.borrow_mut().metadata.replace(bound);
-                    if let Some(old) = old {
-                        objects.borrow_mut().graveyard.push(Box::new(old));
-                    }
+                    objects.borrow_mut().metadata_bound(bound);
                     events.default_metadata(true);
                 }
                 Err(e) => tracing::warn!(id = global.id, "cannot bind the default metadata: {e:#}"),
@@ -454,20 +578,24 @@ fn bind_device(
 }
 
 fn bind_metadata(
-    global: &GlobalObject<&DictRef>,
+    global: &GlobalObject<pw::properties::PropertiesBox>,
+    generation: u64,
     registry: &pw::registry::RegistryRc,
+    objects: &Rc<RefCell<Objects>>,
     events: &Weak<dyn SessionEvents>,
 ) -> Result<BoundMetadata> {
     let proxy: Metadata = registry.bind(global)?;
     let on_prop = events.clone();
+    let objs = Rc::downgrade(objects);
     let listener = proxy
         .add_listener_local()
         .property(move |subject, key, _type, value| {
-            if let Some(ev) = on_prop.upgrade() {
+            let pass_on = objs.upgrade().is_some_and(|o| o.borrow_mut().heard(generation, subject, key, value));
+            if let (true, Some(ev)) = (pass_on, on_prop.upgrade()) {
                 ev.metadata(subject, key, value);
             }
             0
         })
         .register();
-    Ok(BoundMetadata { id: global.id, _listener: listener, proxy })
+    Ok(BoundMetadata { id: global.id, generation, global: global.to_owned(), _listener: listener, proxy })
 }
