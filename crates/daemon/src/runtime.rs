@@ -67,8 +67,21 @@ pub struct Runtime {
     answer_timer: OnceCell<TimerSource<'static>>,
     echo_timer: OnceCell<TimerSource<'static>>,
     config_timer: OnceCell<TimerSource<'static>>,
+    client_timer: OnceCell<TimerSource<'static>>,
+    /// When `client_timer` fires, if armed.
+    client_recheck_at: Cell<Option<Instant>>,
+    /// When `client_timer` last read the metadata again.
+    client_recheck_done: Cell<Option<Instant>>,
     hold_check: OnceCell<TimerSource<'static>>,
 }
+
+/// When to read the `default` metadata again after a PipeWire client
+/// connected (most tools bind the metadata at once) or left (see
+/// [`crate::metadata_view`]). Several clients within the delay give one read.
+const RECHECK_AFTER_CLIENT_CONNECTED: Duration = Duration::from_millis(500);
+const RECHECK_AFTER_CLIENT_LEFT: Duration = Duration::from_millis(20);
+/// The shortest time between two of those reads.
+const CLIENT_RECHECK_SPACING: Duration = Duration::from_millis(100);
 
 /// How long the config file must be left alone after a change before it is
 /// read again: a burst of writes (an editor, a script writing twice) gives
@@ -154,6 +167,9 @@ impl Runtime {
             answer_timer: OnceCell::new(),
             echo_timer: OnceCell::new(),
             config_timer: OnceCell::new(),
+            client_timer: OnceCell::new(),
+            client_recheck_at: Cell::new(None),
+            client_recheck_done: Cell::new(None),
             hold_check: OnceCell::new(),
         })
     }
@@ -213,6 +229,14 @@ impl Runtime {
             }
         });
         let _ = self.config_timer.set(config_timer);
+
+        let w = weak.clone();
+        let client_timer = lp.add_timer(move |_| {
+            if let Some(rt) = w.upgrade() {
+                rt.client_recheck_due();
+            }
+        });
+        let _ = self.client_timer.set(client_timer);
 
         let w = weak.clone();
         let hold_check = lp.add_timer(move |_| {
@@ -397,6 +421,32 @@ impl Runtime {
         } else {
             self.arm_echo_check();
         }
+    }
+
+    fn arm_client_recheck(&self, at: Instant) {
+        if self.client_recheck_at.get().is_some_and(|armed| armed <= at) {
+            return;
+        }
+        self.client_recheck_at.set(Some(at));
+        if let Some(t) = self.client_timer.get() {
+            let delay = at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let _ = t.update_timer(Some(delay), None);
+        }
+    }
+
+    /// The re-read after clients came or went, at most one per
+    /// [`CLIENT_RECHECK_SPACING`] however fast tools come and go.
+    fn client_recheck_due(&self) {
+        self.client_recheck_at.set(None);
+        let now = Instant::now();
+        if let Some(next) = self.client_recheck_done.get().map(|done| done + CLIENT_RECHECK_SPACING) {
+            if next > now {
+                self.arm_client_recheck(next);
+                return;
+            }
+        }
+        self.client_recheck_done.set(Some(now));
+        self.resync_metadata();
     }
 
     /// Reads the `default` metadata again, in case events were held back
@@ -655,6 +705,13 @@ impl SessionEvents for Runtime {
             self.arm_hold_check();
         }
         self.after_change();
+    }
+
+    fn client_seen(&self, connected: bool) {
+        // Read the metadata again once the client has had time to bind it,
+        // or right after it left (its bind, if any, is over).
+        let delay = if connected { RECHECK_AFTER_CLIENT_CONNECTED } else { RECHECK_AFTER_CLIENT_LEFT };
+        self.arm_client_recheck(Instant::now() + delay);
     }
 
     fn proxy_error(&self, proxy: u32, res: i32, message: &str) {

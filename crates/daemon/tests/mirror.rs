@@ -171,3 +171,60 @@ fn a_300_byte_name_is_cut_on_a_character_boundary_and_flagged() {
     assert!(long.starts_with(name.as_str()), "a prefix of the real name");
     assert_eq!(name.len(), pvm_ipc::layout::APP_NAME_LEN, "cut at the field size: 40 two-byte characters");
 }
+
+/// Defaults changed by another tool while other tools keep binding the
+/// `default` metadata: PipeWire holds the metadata's events back from the
+/// daemon during each bind, and the daemon reads the metadata again as
+/// clients come and go (docs/architecture.md). The snapshot follows every
+/// change.
+#[test]
+fn default_sink_follows_other_tools_while_they_bind_the_metadata() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const CHANGES: usize = 20;
+    let bed = TestBed::start(&["speakers", "game", "chat"]).unwrap();
+    let daemon = bed.spawn_daemon(&[]).unwrap();
+    wait_status(&bed, &daemon, "speakers is default", |s| s.default_sink.as_deref() == Some("speakers"));
+    let ids: Vec<(&str, String)> = ["game", "chat"].map(|n| (n, bed.node_id(n).unwrap().to_string())).into();
+    let stop = AtomicBool::new(false);
+    let missed = std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = bed.dump();
+                }
+            });
+        }
+        let mut missed = Vec::new();
+        for (i, (sink, id)) in ids.iter().cycle().take(CHANGES).enumerate() {
+            // PipeWire's own default first (WirePlumber 0.4.13 under load
+            // may let a `wpctl set-default` pass: it is asked again).
+            let mut asked = 0;
+            bed.wait_until(T, &format!("change {i}: WirePlumber to make {sink} the default"), || {
+                if bed.default_sink_name().as_deref() == Some(*sink) {
+                    return true;
+                }
+                if asked % 20 == 0 {
+                    let out = bed.command("wpctl").args(["set-default", id]).output().unwrap();
+                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                }
+                asked += 1;
+                false
+            })
+            .unwrap();
+            let shown = bed.wait_until(Duration::from_secs(3), "the snapshot", || {
+                status(&daemon).is_some_and(|s| s.default_sink.as_deref() == Some(*sink))
+            });
+            if shown.is_err() {
+                missed.push(format!("change {i} to {sink}"));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        missed
+    });
+    assert!(
+        missed.is_empty(),
+        "the snapshot missed {} of {CHANGES} changes: {missed:?}\n{}",
+        missed.len(),
+        daemon.log_tail(20)
+    );
+}

@@ -43,6 +43,11 @@ pub trait SessionEvents {
     fn synced(&self, seq: i32);
     /// The connection failed or was closed.
     fn disconnected(&self, why: &str);
+    /// A client connected to PipeWire (`true`) or left. A client that binds
+    /// the `default` metadata holds its events back from us meanwhile (see
+    /// [`crate::metadata_view`]), and most tools bind it right after
+    /// connecting and leave once done.
+    fn client_seen(&self, connected: bool);
 }
 
 // Fields drop in declaration order: every listener is declared before the
@@ -97,6 +102,8 @@ struct Objects {
     resync: Option<Resync>,
     /// Generation of the next metadata binding.
     generations: u64,
+    /// Global ids of PipeWire's clients.
+    clients: std::collections::HashSet<u32>,
     /// Objects we made, by proxy id.
     made: HashMap<u32, Made>,
     /// Proxies removed inside a PipeWire callback, freed later from the loop.
@@ -260,10 +267,17 @@ impl Session {
                     on_global_object(global, &reg, &objs, &ev, &on_global);
                 })
                 .global_remove(move |id| {
-                    let metadata_gone = objs_remove.upgrade().is_some_and(|objs| objs.borrow_mut().remove(id));
+                    let (metadata_gone, client_gone) = objs_remove.upgrade().map_or((false, false), |objs| {
+                        let mut objs = objs.borrow_mut();
+                        let client_gone = objs.clients.remove(&id);
+                        (objs.remove(id), client_gone)
+                    });
                     if let Some(ev) = on_remove.upgrade() {
                         if metadata_gone {
                             ev.default_metadata(false);
+                        }
+                        if client_gone {
+                            ev.client_seen(false);
                         }
                         ev.graph(GraphEvent::Removed { id });
                     }
@@ -491,6 +505,10 @@ fn on_global_object(
                 }
                 Err(e) => tracing::warn!(id = global.id, "cannot bind device: {e:#}"),
             }
+        }
+        ObjectType::Client => {
+            objects.borrow_mut().clients.insert(global.id);
+            events.client_seen(true);
         }
         ObjectType::Metadata => {
             if dict.get("metadata.name") != Some("default") {
