@@ -708,6 +708,11 @@ impl SessionEvents for Runtime {
     }
 
     fn client_seen(&self, connected: bool) {
+        // The clients listed while we enumerate were there before us: our
+        // own first binding of the metadata reads its current state.
+        if connected && self.connection.borrow().is_syncing() {
+            return;
+        }
         // Read the metadata again once the client has had time to bind it,
         // or right after it left (its bind, if any, is over).
         let delay = if connected { RECHECK_AFTER_CLIENT_CONNECTED } else { RECHECK_AFTER_CLIENT_LEFT };

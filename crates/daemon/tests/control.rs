@@ -17,7 +17,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -1070,15 +1069,7 @@ fn a_client_of_another_uid_is_refused() {
 #[test]
 fn set_default_answers_ok_while_other_tools_bind_the_metadata() {
     let rig = Rig::start();
-    let stop = AtomicBool::new(false);
-    let failures = thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = rig.bed.dump();
-                }
-            });
-        }
+    let failures = rig.bed.while_binding_metadata(3, || {
         let mut failures = Vec::new();
         for (i, sink) in ["chat", "game"].iter().cycle().take(200).enumerate() {
             let answer = rig.ask(&format!("SET_DEFAULT {sink}"));
@@ -1086,7 +1077,6 @@ fn set_default_answers_ok_while_other_tools_bind_the_metadata() {
                 failures.push(format!("request {i}, {sink}: {answer}"));
             }
         }
-        stop.store(true, Ordering::Relaxed);
         failures
     });
     assert!(failures.is_empty(), "{failures:#?}\ndaemon log:\n{}", rig.daemon.log_tail(30));

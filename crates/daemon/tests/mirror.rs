@@ -179,21 +179,12 @@ fn a_300_byte_name_is_cut_on_a_character_boundary_and_flagged() {
 /// change.
 #[test]
 fn default_sink_follows_other_tools_while_they_bind_the_metadata() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     const CHANGES: usize = 20;
     let bed = TestBed::start(&["speakers", "game", "chat"]).unwrap();
     let daemon = bed.spawn_daemon(&[]).unwrap();
     wait_status(&bed, &daemon, "speakers is default", |s| s.default_sink.as_deref() == Some("speakers"));
     let ids: Vec<(&str, String)> = ["game", "chat"].map(|n| (n, bed.node_id(n).unwrap().to_string())).into();
-    let stop = AtomicBool::new(false);
-    let missed = std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = bed.dump();
-                }
-            });
-        }
+    let missed = bed.while_binding_metadata(2, || {
         let mut missed = Vec::new();
         for (i, (sink, id)) in ids.iter().cycle().take(CHANGES).enumerate() {
             // PipeWire's own default first (WirePlumber 0.4.13 under load
@@ -218,7 +209,6 @@ fn default_sink_follows_other_tools_while_they_bind_the_metadata() {
                 missed.push(format!("change {i} to {sink}"));
             }
         }
-        stop.store(true, Ordering::Relaxed);
         missed
     });
     assert!(

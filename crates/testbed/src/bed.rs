@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -389,6 +390,32 @@ impl TestBed {
             return Err(Error::NotRunning);
         }
         dump_with(&self.dirs.env())
+    }
+
+    /// Runs `body` while `loops` threads keep running `pw-dump`. Each run is
+    /// a new client that binds every object, the `default` metadata included,
+    /// and PipeWire holds that metadata's events back from the clients already
+    /// bound while one binds it (see the daemon's `metadata_view`). The loops
+    /// stop when `body` returns or panics.
+    pub fn while_binding_metadata<R>(&self, loops: usize, body: impl FnOnce() -> R) -> R {
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stop = AtomicBool::new(false);
+        thread::scope(|scope| {
+            for _ in 0..loops {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = self.dump();
+                    }
+                });
+            }
+            let _stop = StopOnDrop(&stop);
+            body()
+        })
     }
 
     /// The graph, or an empty one (logged) when `pw-dump` fails.

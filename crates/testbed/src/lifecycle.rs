@@ -31,7 +31,6 @@ use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pvm_ipc::protocol::quote;
@@ -464,15 +463,7 @@ impl Lifecycle {
     fn metadata_storm(&mut self, bed: &TestBed) -> Result<()> {
         const REPLAYED: &str = "read the default metadata again";
         let before = self.log_count(REPLAYED);
-        let stop = AtomicBool::new(false);
-        let result = std::thread::scope(|scope| {
-            for _ in 0..3 {
-                scope.spawn(|| {
-                    while !stop.load(Ordering::Relaxed) {
-                        let _ = bed.dump();
-                    }
-                });
-            }
+        let result = bed.while_binding_metadata(3, || {
             let mut result = Ok(());
             for sink in ["chat", "speakers"].iter().cycle().take(200) {
                 result = self.ok(&format!("SET_DEFAULT {sink}")).and_then(|_| {
@@ -485,7 +476,6 @@ impl Lifecycle {
                     break;
                 }
             }
-            stop.store(true, Ordering::Relaxed);
             result
         });
         result?;
